@@ -1,0 +1,1 @@
+//! berth-runtime: a small OCI runtime library.
