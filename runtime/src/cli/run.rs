@@ -1,0 +1,51 @@
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use crate::container::Container;
+use crate::error::Result;
+use crate::process::wait_exit_code;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub create: super::create::Args,
+    /// Return once the process started instead of waiting for it
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits (no delete)
+    #[arg(long)]
+    pub keep: bool,
+}
+
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = FORWARD_TO.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+pub fn run(root: &Path, args: &Args) -> Result<i32> {
+    let c = Container::create(root, &args.create.options())?;
+    // Signals a terminal or a supervisor sends to `run` are meant for the container.
+    FORWARD_TO.store(c.saved.pid, Ordering::Relaxed);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH] {
+        // SAFETY: installing an async-signal-safe handler.
+        unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
+    }
+    if let Err(e) = c.start() {
+        let _ = c.delete(true);
+        return Err(e);
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    let code = wait_exit_code(c.saved.pid)?;
+    if !args.keep {
+        c.delete(true)?;
+    }
+    Ok(code)
+}
+

@@ -1,0 +1,207 @@
+//! create: read the bundle, make the cgroup, clone the init and leave it waiting on the
+//! exec fifo. A failure at any step removes everything the earlier steps made.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use super::hooks::run_stage;
+use super::state::{Saved, now_rfc3339, proc_start_time, write_atomic};
+use super::{Container, validate_id};
+use crate::cgroups::{Cgroup, Host};
+use crate::error::{Error, Result};
+use crate::process::namespaces::Namespaces;
+use crate::process::{InitConfig, spawn_init};
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+}
+
+/// Reads `<bundle>/config.json`; errors name the file, the field and the position.
+pub fn load_spec(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+    let de = &mut serde_json::Deserializer::from_slice(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        if field == "." {
+            Error::Config(format!("{}: {inner}", path.display()))
+        } else {
+            Error::Config(format!("{}: {field}: {inner}", path.display()))
+        }
+    })
+}
+
+impl Container {
+    pub fn create(root: &Path, opts: &CreateOptions) -> Result<Container> {
+        validate_id(&opts.id)?;
+        let bundle = std::fs::canonicalize(&opts.bundle)
+            .map_err(|e| Error::io("bundle", &opts.bundle, e))?;
+        let spec = load_spec(&bundle)?;
+        let rootfs = rootfs_of(&spec, &bundle)?;
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| Error::Config("process: missing in config.json".into()))?;
+        if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(Error::Config("process.args: must name a program".into()));
+        }
+        if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
+            return Err(Error::Config(
+                "process.terminal: true needs --console-socket".into(),
+            ));
+        }
+        let namespaces = Namespaces::from_spec(&spec)?;
+        let seccomp = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .map(crate::security::build_seccomp)
+            .transpose()?;
+        warn_unsupported(&spec);
+
+        std::fs::create_dir_all(root).map_err(|e| Error::io("create", root, e))?;
+        let dir = root.join(&opts.id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists(opts.id.clone()));
+            }
+            Err(e) => return Err(Error::io("create", &dir, e)),
+        }
+        let mut cgroup = None;
+        let result = create_in(&dir, opts, spec, bundle, rootfs, namespaces, seccomp, &mut cgroup);
+        match result {
+            Ok(saved) => Ok(Container {
+                root: root.to_path_buf(),
+                saved,
+            }),
+            Err(e) => {
+                if let Some(cg) = cgroup {
+                    let _ = cg.remove();
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create_in(
+    dir: &Path,
+    opts: &CreateOptions,
+    spec: Spec,
+    bundle: PathBuf,
+    rootfs: PathBuf,
+    namespaces: Namespaces,
+    seccomp: Option<crate::security::SeccompFilter>,
+    cgroup_out: &mut Option<Cgroup>,
+) -> Result<Saved> {
+    let linux = spec.linux().as_ref();
+    let host = Host::detect()?;
+    let cgroup = Cgroup::new(
+        &host,
+        linux.and_then(|l| l.cgroups_path().as_deref()),
+        &opts.id,
+    )?;
+    cgroup.create()?;
+    *cgroup_out = Some(cgroup.clone());
+    if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
+        cgroup.apply(res)?;
+    }
+
+    let fifo = dir.join("exec.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .map_err(|e| Error::io("create exec fifo", &fifo, e.into()))?;
+    let console_socket: Option<OwnedFd> = opts
+        .console_socket
+        .as_ref()
+        .map(|p| {
+            UnixStream::connect(p)
+                .map(OwnedFd::from)
+                .map_err(|e| Error::io("connect to console socket", p, e))
+        })
+        .transpose()?;
+
+    let mut saved = Saved {
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start: 0,
+        bundle,
+        rootfs: rootfs.clone(),
+        created: now_rfc3339(),
+        owner: String::new(),
+        cgroup: Some(cgroup.clone()),
+        spec,
+    };
+    let cfg = InitConfig {
+        id: opts.id.clone(),
+        spec: saved.spec.clone(),
+        rootfs,
+        namespaces,
+        cgroup: Some(cgroup),
+        exec_fifo: fifo,
+        console_socket,
+        preserve_fds: opts.preserve_fds,
+        no_pivot: opts.no_pivot,
+        seccomp,
+    };
+    let hooks = saved.spec.hooks().clone();
+    let saved_for_hooks = saved.clone();
+    let pid = spawn_init(&cfg, &mut |pid| {
+        let mut s = saved_for_hooks.clone();
+        s.pid = pid;
+        let creating = serde_json::to_string(&s.oci_state(super::Status::Creating))
+            .map_err(|e| Error::Config(e.to_string()))?;
+        if let Some(h) = &hooks {
+            run_stage("prestart", h.prestart().as_deref().unwrap_or_default(), &creating)?;
+            run_stage("createRuntime", h.create_runtime().as_deref().unwrap_or_default(), &creating)?;
+        }
+        Ok(creating)
+    })?;
+    saved.pid = pid;
+    saved.pid_start = proc_start_time(pid).map(|(s, _)| s).unwrap_or(0);
+    saved.save(dir)?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_atomic(pid_file, pid.to_string().as_bytes())?;
+    }
+    Ok(saved)
+}
+
+fn rootfs_of(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::Config("root: missing in config.json".into()))?;
+    let path = bundle.join(root.path());
+    match std::fs::canonicalize(&path) {
+        Ok(p) if p.is_dir() => Ok(p),
+        Ok(p) => Err(Error::Config(format!("root.path: {} is not a directory", p.display()))),
+        Err(e) => Err(Error::Config(format!("root.path: {}: {e}", path.display()))),
+    }
+}
+
+/// Labels for security modules this host does not run are skipped, loudly.
+fn warn_unsupported(spec: &Spec) {
+    let process = spec.process().as_ref();
+    if process.and_then(|p| p.apparmor_profile().as_ref()).is_some()
+        && !Path::new("/sys/kernel/security/apparmor").exists()
+    {
+        eprintln!("berth-runtime: warning: process.apparmorProfile: AppArmor is not enabled on this host, skipped");
+    }
+    if process.and_then(|p| p.selinux_label().as_ref()).is_some()
+        && !Path::new("/sys/fs/selinux/enforce").exists()
+    {
+        eprintln!("berth-runtime: warning: process.selinuxLabel: SELinux is not enabled on this host, skipped");
+    }
+}

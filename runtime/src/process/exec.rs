@@ -1,0 +1,161 @@
+//! A new process in a running container: it joins the init's namespaces and cgroup, then
+//! takes the same last steps as the init (user, capabilities, seccomp, execve).
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::Process;
+
+use super::clone::{Forked, clone};
+use super::init::{environment, exec_process, find_executable};
+use super::step::{Step, StepResult};
+use super::sync::{Channel, Msg};
+use crate::cgroups::Cgroup;
+use crate::error::{Error, Result};
+use crate::security::{self, SeccompFilter};
+
+pub struct ExecConfig {
+    pub init_pid: i32,
+    pub process: Process,
+    pub cgroup: Option<Cgroup>,
+    pub seccomp: Option<SeccompFilter>,
+    pub console_socket: Option<OwnedFd>,
+    pub preserve_fds: i32,
+}
+
+/// Namespaces in the order they are joined: user first (it grants the rights for the
+/// rest), mount last (it changes the root under our feet).
+const ORDER: [(&str, CloneFlags); 8] = [
+    ("user", CloneFlags::CLONE_NEWUSER),
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("net", CloneFlags::CLONE_NEWNET),
+    ("pid", CloneFlags::CLONE_NEWPID),
+    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+    ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+];
+
+/// Starts the process and returns its host pid once it has exec'd. The caller becomes a
+/// child subreaper, so it can wait for the process although an intermediate forked it.
+pub fn spawn_exec(cfg: &ExecConfig) -> Result<i32> {
+    let mut joins = Vec::new();
+    for (name, flag) in ORDER {
+        let theirs = format!("/proc/{}/ns/{name}", cfg.init_pid);
+        let ours = format!("/proc/self/ns/{name}");
+        let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else {
+            continue;
+        };
+        if a.ino() != b.ino() || a.dev() != b.dev() {
+            let f = File::open(&theirs).map_err(|e| Error::io("open namespace", &theirs, e))?;
+            joins.push((f, flag, name));
+        }
+    }
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let (parent, child) = Channel::pair().map_err(|e| Error::io("create socket pair", "", e))?;
+    let cgroup_dir = cfg
+        .cgroup
+        .as_ref()
+        .and_then(|c| c.v2_path())
+        .and_then(|p| File::open(p).ok());
+    let (forked, in_cgroup) = clone(0, cgroup_dir.as_ref().map(|f| f.as_raw_fd()))
+        .map_err(|e| Error::io("fork exec process", "", e))?;
+    let pid = match forked {
+        Forked::Child => {
+            drop(parent);
+            let msg = match join_and_exec(cfg, &child, &joins) {
+                Ok(never) => match never {},
+                Err(msg) => msg,
+            };
+            let _ = child.send(&Msg::Error(msg));
+            // SAFETY: _exit leaves the parent's copy of the process state alone.
+            unsafe { libc::_exit(127) }
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child);
+    drop(cgroup_dir);
+    let result = (|| {
+        if let (Some(cg), false) = (&cfg.cgroup, in_cgroup) {
+            cg.add_process(pid)?;
+        }
+        let io = |e| Error::io("talk to exec process", "", e);
+        parent.send(&Msg::Go).map_err(io)?;
+        let mut exec_pid = None;
+        loop {
+            match parent.recv().map_err(io)? {
+                Some(Msg::Pid(p)) => {
+                    exec_pid = Some(p);
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                }
+                Some(Msg::Error(msg)) => {
+                    if let Some(p) = exec_pid {
+                        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(p), None);
+                    }
+                    return Err(Error::Init(msg));
+                }
+                Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+                None => {
+                    return exec_pid.ok_or_else(|| Error::Init("exec process exited during setup".into()));
+                }
+            }
+        }
+    })();
+    if result.is_err() {
+        // SAFETY: signalling a process this call created.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+    }
+    result
+}
+
+fn join_and_exec(
+    cfg: &ExecConfig,
+    chan: &Channel,
+    joins: &[(File, CloneFlags, &str)],
+) -> StepResult<std::convert::Infallible> {
+    match chan.recv().step("wait for the runtime")? {
+        Some(Msg::Go) => {}
+        other => return Err(format!("expected go, got {other:?}")),
+    }
+    for (f, flag, name) in joins {
+        nix::sched::setns(f.as_fd(), *flag).step(&format!("join {name} namespace"))?;
+    }
+    // The pid namespace applies to children: the process to exec is the next fork.
+    if let Forked::Parent(pid) = clone(0, None).step("fork into the container")?.0 {
+        let _ = chan.send(&Msg::Pid(pid));
+        // SAFETY: the intermediate is done; _exit leaves shared state alone.
+        unsafe { libc::_exit(0) }
+    }
+    let process = &cfg.process;
+    nix::unistd::setsid().step("setsid")?;
+    if process.terminal().unwrap_or(false) {
+        let socket = cfg
+            .console_socket
+            .as_ref()
+            .ok_or("process.terminal: true needs --console-socket")?;
+        super::terminal::setup(socket, process)?;
+    }
+    if let Some(rl) = process.rlimits() {
+        security::set_rlimits(rl).map_err(|e| e.to_string())?;
+    }
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd).step_path("process.cwd: chdir", cwd)?;
+    let env = environment(process);
+    let args = process.args().as_ref().filter(|a| !a.is_empty()).ok_or("process.args: empty")?;
+    let exe = find_executable(&args[0], &env)?;
+    let argv = args
+        .iter()
+        .map(|a| std::ffi::CString::new(a.as_str()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .step("process.args")?;
+    let envp = env
+        .into_iter()
+        .map(std::ffi::CString::new)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .step("process.env")?;
+    exec_process(process, cfg.seccomp.as_ref(), cfg.preserve_fds, &exe, &argv, &envp)
+}

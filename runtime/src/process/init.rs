@@ -1,0 +1,307 @@
+//! The container's init, from the clone to execve: namespaces, rootfs, hooks, the wait on
+//! the exec fifo, then the process's identity, capabilities and seccomp.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use super::InitConfig;
+use super::clone::Forked;
+use super::step::{Step, StepResult};
+use super::sync::{Channel, Msg};
+use crate::{rootfs, security};
+
+/// Runs in the cloned child and never returns.
+pub fn run(cfg: &InitConfig, chan: Channel) -> ! {
+    // SAFETY: prctl with integer arguments only. The child must not outlive a runtime that
+    // dies mid-create, and must not be dumpable (its /proc/self/exe is the runtime binary).
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+    let code = match prepare(cfg, &chan) {
+        Ok(ready) => match start(cfg, ready) {
+            Ok(never) => match never {},
+            Err(msg) => {
+                eprintln!("berth-runtime: container {}: {msg}", cfg.id);
+                127
+            }
+        },
+        Err(msg) => {
+            let _ = chan.send(&Msg::Error(msg));
+            1
+        }
+    };
+    // SAFETY: _exit skips destructors and atexit handlers that belong to the parent's copy.
+    unsafe { libc::_exit(code) }
+}
+
+/// What the init holds while it waits for `start`.
+struct Ready {
+    state_dir: OwnedFd,
+    exec: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
+    match chan.recv().step("wait for the runtime")? {
+        Some(Msg::Go) => {}
+        other => return Err(format!("expected go from the runtime, got {other:?}")),
+    }
+    let spec = &cfg.spec;
+    cfg.namespaces.enter()?;
+    if cfg.namespaces.needs_intermediate() {
+        // A joined pid namespace applies to children only: the init is the next fork.
+        match super::clone::clone(0, None).step("fork into the joined pid namespace")?.0 {
+            Forked::Parent(pid) => {
+                let _ = chan.send(&Msg::Pid(pid));
+                // SAFETY: the intermediate's work is done; _exit leaves the copy's state alone.
+                unsafe { libc::_exit(0) }
+            }
+            Forked::Child => {}
+        }
+    }
+    cfg.namespaces.enter_cgroup()?;
+    nix::unistd::setsid().step("setsid")?;
+
+    let state_dir: OwnedFd = File::open(cfg.exec_fifo.parent().unwrap_or(Path::new("/")))
+        .step_path("open state directory", &cfg.exec_fifo)?
+        .into();
+
+    let new_mnt = cfg.namespaces.has_new(LinuxNamespaceType::Mount);
+    let root = if new_mnt {
+        Some(rootfs::prepare(spec, &cfg.rootfs, cfg.cgroup.as_ref())?)
+    } else {
+        None
+    };
+
+    let hooks = spec.hooks().as_ref();
+    let wants_hooks = hooks.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_container().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    if wants_hooks {
+        chan.send(&Msg::HooksNeeded).step("ask for hooks")?;
+        let state = match chan.recv().step("wait for hooks")? {
+            Some(Msg::HooksDone(state)) => state,
+            Some(Msg::Error(e)) => return Err(e),
+            other => return Err(format!("expected hooks done, got {other:?}")),
+        };
+        if let Some(list) = hooks.and_then(|h| h.create_container().as_ref()) {
+            crate::container::hooks::run_stage("createContainer", list, &state)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+
+    if let Some(root) = &root {
+        rootfs::enter(root, &cfg.rootfs, cfg.no_pivot)?;
+        rootfs::finish(spec)?;
+    } else {
+        nix::unistd::chroot(&cfg.rootfs).step_path("chroot", &cfg.rootfs)?;
+    }
+    drop(root);
+
+    if let Some(h) = spec.hostname() {
+        nix::unistd::sethostname(h).step("hostname")?;
+    }
+    if let Some(d) = spec.domainname() {
+        let c = CString::new(d.as_str()).step("domainname")?;
+        // SAFETY: `c` is a valid string of the length given.
+        if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } < 0 {
+            return Err(format!("domainname: {}", std::io::Error::last_os_error()));
+        }
+    }
+
+    let process = spec.process().as_ref().ok_or("process: missing")?;
+    if process.terminal().unwrap_or(false) {
+        let socket = cfg
+            .console_socket
+            .as_ref()
+            .ok_or("process.terminal: true needs --console-socket")?;
+        super::terminal::setup(socket, process)?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        security::set_oom_score_adj(adj).map_err(|e| e.to_string())?;
+    }
+    if let Some(rl) = process.rlimits() {
+        security::set_rlimits(rl).map_err(|e| e.to_string())?;
+    }
+
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd).step_path("process.cwd: chdir", cwd)?;
+    // A cwd that resolved outside the root (through a leaked fd, CVE-2024-21626) shows as
+    // an unreachable path.
+    match std::env::current_dir() {
+        Ok(p) if p.is_absolute() => {}
+        _ => return Err(format!("process.cwd: {} is outside the container", cwd.display())),
+    }
+
+    let envp = environment(process);
+    let args = process.args().as_ref().filter(|a| !a.is_empty()).ok_or("process.args: empty")?;
+    let exec = find_executable(&args[0], &envp)?;
+    let argv = args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<Vec<_>, _>>()
+        .step("process.args")?;
+    let envp = envp
+        .into_iter()
+        .map(CString::new)
+        .collect::<Result<Vec<_>, _>>()
+        .step("process.env")?;
+
+    // SAFETY: prctl with integer arguments: from here on the init may outlive the runtime.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    chan.send(&Msg::Ready).step("report ready")?;
+    Ok(Ready {
+        state_dir,
+        exec,
+        argv,
+        envp,
+    })
+}
+
+fn start(cfg: &InitConfig, ready: Ready) -> StepResult<Infallible> {
+    wait_for_start(&ready.state_dir)?;
+    drop(ready.state_dir);
+    let spec = &cfg.spec;
+    if let Some(list) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
+        let state = crate::container::state::running_state_json(cfg, std::process::id() as i32);
+        crate::container::hooks::run_stage("startContainer", list, &state)
+            .map_err(|e| e.to_string())?;
+    }
+    let process = spec.process().as_ref().ok_or("process: missing")?;
+    exec_process(process, cfg.seccomp.as_ref(), cfg.preserve_fds, &ready.exec, &ready.argv, &ready.envp)
+}
+
+/// Blocks until `start` opens the exec fifo, then tells it this init is going ahead.
+fn wait_for_start(state_dir: &OwnedFd) -> StepResult<()> {
+    let name = c"exec.fifo";
+    // SAFETY: `state_dir` is a live directory fd and `name` a valid C string. The open
+    // blocks until a reader appears, which is the point.
+    let fd = unsafe { libc::openat(state_dir.as_raw_fd(), name.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("open exec fifo: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` is open and the buffer one byte long.
+    let rc = unsafe { libc::write(fd, c"0".as_ptr().cast(), 1) };
+    // SAFETY: `fd` is open and owned here.
+    unsafe { libc::close(fd) };
+    if rc != 1 {
+        return Err(format!("write exec fifo: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// The last steps of any container process, init or exec: identity, capabilities,
+/// no_new_privs and seccomp, stray fds, execve.
+pub fn exec_process(
+    process: &Process,
+    seccomp: Option<&security::SeccompFilter>,
+    preserve_fds: i32,
+    exec: &CString,
+    argv: &[CString],
+    envp: &[CString],
+) -> StepResult<Infallible> {
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the drop.
+    if let (Some(f), false) = (seccomp, nnp) {
+        f.load().map_err(|e| e.to_string())?;
+    }
+    security::switch_user(process.user()).map_err(|e| e.to_string())?;
+    security::set_umask(process.user());
+    security::apply_capabilities(process.capabilities().as_ref()).map_err(|e| e.to_string())?;
+    if nnp {
+        security::set_no_new_privileges().map_err(|e| e.to_string())?;
+        if let Some(f) = seccomp {
+            f.load().map_err(|e| e.to_string())?;
+        }
+    }
+    close_stray_fds(preserve_fds)?;
+    let err = nix::unistd::execve(exec, argv, envp).unwrap_err();
+    Err(format!("exec {}: {err}", exec.to_string_lossy()))
+}
+
+/// Marks every fd above stdio and the preserved ones close-on-exec, so nothing of the
+/// runtime (state dir, sockets, cgroup dirs) leaks into the container.
+pub fn close_stray_fds(preserve_fds: i32) -> StepResult<()> {
+    let first = 3 + preserve_fds.max(0) as u32;
+    for fd in 3..first as i32 {
+        // SAFETY: clearing FD_CLOEXEC on an fd the caller asked to pass on.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes flags.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if rc < 0 {
+        return Err(format!("close_range: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// process.env, with PATH and HOME filled in when missing, as other runtimes do.
+pub fn environment(process: &Process) -> Vec<String> {
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(process.user().uid())));
+    }
+    env
+}
+
+fn home_of(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let f: Vec<_> = l.split(':').collect();
+                (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+            })
+        })
+        .unwrap_or_else(|| "/".into())
+}
+
+/// args[0] as execvp would find it, looked up in the container's PATH.
+pub fn find_executable(arg0: &str, env: &[String]) -> StepResult<CString> {
+    let candidates: Vec<PathBuf> = if arg0.contains('/') {
+        vec![PathBuf::from(arg0)]
+    } else {
+        let path = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/bin:/usr/bin:/bin");
+        path.split(':').map(|d| Path::new(d).join(arg0)).collect()
+    };
+    for c in &candidates {
+        let Ok(cs) = CString::new(c.as_os_str().as_bytes()) else {
+            continue;
+        };
+        // SAFETY: `cs` is a valid C string.
+        let ok = unsafe { libc::access(cs.as_ptr(), libc::X_OK) } == 0;
+        if ok && !c.is_dir() {
+            return Ok(cs);
+        }
+    }
+    Err(format!("process.args[0]: executable {arg0:?} not found in $PATH"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_lookup_finds_sh() {
+        let env = vec!["PATH=/nonexistent:/bin".to_string()];
+        assert_eq!(find_executable("sh", &env).unwrap().to_str().unwrap(), "/bin/sh");
+        let err = find_executable("no-such-binary", &env).unwrap_err();
+        assert!(err.contains("process.args[0]"), "{err}");
+    }
+}

@@ -1,0 +1,141 @@
+//! Starting processes in a container: the init at create (cloned into new namespaces,
+//! born in its cgroup) and processes joined to a running container by exec.
+
+pub mod clone;
+pub mod exec;
+pub mod init;
+pub mod namespaces;
+pub mod step;
+pub mod sync;
+pub mod terminal;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use oci_spec::runtime::Spec;
+
+use crate::cgroups::Cgroup;
+use crate::error::{Error, Result};
+use crate::security::SeccompFilter;
+use clone::Forked;
+use namespaces::Namespaces;
+use sync::{Channel, Msg};
+
+/// Everything the init needs, prepared by the runtime before the clone: the child works on
+/// its own copy of this, so nothing is serialised.
+pub struct InitConfig {
+    pub id: String,
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+    pub namespaces: Namespaces,
+    pub cgroup: Option<Cgroup>,
+    pub exec_fifo: PathBuf,
+    pub console_socket: Option<OwnedFd>,
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+    pub seccomp: Option<SeccompFilter>,
+}
+
+/// Clones the container's init and walks it through setup. `hooks` runs prestart and
+/// createRuntime hooks between the mounts and pivot_root and returns the state JSON that
+/// createContainer hooks get. Returns the init's pid once it waits on the exec fifo; on
+/// failure the init is gone.
+pub fn spawn_init(
+    cfg: &InitConfig,
+    hooks: &mut dyn FnMut(i32) -> Result<String>,
+) -> Result<i32> {
+    let (parent, child) = Channel::pair().map_err(|e| Error::io("create socket pair", "", e))?;
+    let cgroup_dir = cfg
+        .cgroup
+        .as_ref()
+        .and_then(|c| c.v2_path())
+        .map(|p| std::fs::File::open(&p).map_err(|e| Error::io("open cgroup", p, e)))
+        .transpose()?;
+    let (forked, in_cgroup) = clone::clone(
+        cfg.namespaces.clone_flags(),
+        cgroup_dir.as_ref().map(|f| f.as_raw_fd()),
+    )
+    .map_err(|e| Error::io("clone container init", "", e))?;
+    let pid = match forked {
+        Forked::Child => {
+            drop(parent);
+            init::run(cfg, child)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child);
+    drop(cgroup_dir);
+    match drive_init(cfg, &parent, pid, in_cgroup, hooks) {
+        Ok(init_pid) => Ok(init_pid),
+        Err(e) => {
+            // SAFETY: plain syscalls on a pid this process created.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            Err(e)
+        }
+    }
+}
+
+fn drive_init(
+    cfg: &InitConfig,
+    chan: &Channel,
+    pid: i32,
+    in_cgroup: bool,
+    hooks: &mut dyn FnMut(i32) -> Result<String>,
+) -> Result<i32> {
+    let io = |e| Error::io("talk to container init", "", e);
+    cfg.namespaces.write_id_maps(pid, &cfg.spec)?;
+    if let (Some(cg), false) = (&cfg.cgroup, in_cgroup) {
+        cg.add_process(pid)?;
+    }
+    chan.send(&Msg::Go).map_err(io)?;
+    let mut init_pid = pid;
+    loop {
+        match chan.recv().map_err(io)? {
+            Some(Msg::Pid(p)) => {
+                init_pid = p;
+                // The intermediate process exits once it has handed over the init.
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            }
+            Some(Msg::HooksNeeded) => {
+                let state = hooks(init_pid)?;
+                chan.send(&Msg::HooksDone(state)).map_err(io)?;
+            }
+            Some(Msg::Ready) => return Ok(init_pid),
+            Some(Msg::Error(msg)) => {
+                reap(pid);
+                return Err(Error::Init(msg));
+            }
+            Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+            None => {
+                let status = reap(pid);
+                return Err(Error::Init(format!("init exited during setup ({status})")));
+            }
+        }
+    }
+}
+
+fn reap(pid: i32) -> String {
+    match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => format!("exit status {code}"),
+        Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => format!("killed by {sig}"),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The exit status a shell would report: the code, or 128+N when killed by signal N.
+pub fn wait_exit_code(pid: i32) -> Result<i32> {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(Error::sys("wait for container process", e)),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Messages between the runtime and a container's init during create, one per packet on a
+//! SOCK_SEQPACKET socket pair.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    /// Runtime to init: id maps are written and the init is in its cgroup.
+    Go,
+    /// Intermediate process to runtime: the pid of the real init, forked into a joined
+    /// pid namespace.
+    Pid(i32),
+    /// Init to runtime: the mounts are done; run prestart and createRuntime hooks.
+    HooksNeeded,
+    /// Runtime to init: hooks ran; here is the state for createContainer hooks.
+    HooksDone(String),
+    /// Init to runtime: set up and waiting on the exec fifo.
+    Ready,
+    /// Either side: a step failed.
+    Error(String),
+}
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+impl Channel {
+    pub fn pair() -> std::io::Result<(Channel, Channel)> {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors socketpair writes.
+        let rc = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: both descriptors are new and owned here.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok((Channel { fd: a }, Channel { fd: b }))
+    }
+
+    pub fn send(&self, msg: &Msg) -> std::io::Result<()> {
+        let buf = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+        loop {
+            // SAFETY: `buf` is valid for its length and the fd is open.
+            let n = unsafe {
+                libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
+            };
+            if n >= 0 {
+                return Ok(());
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    /// The next message, or None when the other side closed (exited, or exec'd: the
+    /// socket is close-on-exec).
+    pub fn recv(&self) -> std::io::Result<Option<Msg>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // SAFETY: `buf` is writable for its length and the fd is open.
+            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n > 0 {
+                return serde_json::from_slice(&buf[..n as usize])
+                    .map(Some)
+                    .map_err(std::io::Error::other);
+            }
+            if n == 0 {
+                return Ok(None);
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}
