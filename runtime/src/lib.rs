@@ -1,1 +1,2 @@
 //! berth-runtime: a small OCI runtime library.
+pub mod security;
