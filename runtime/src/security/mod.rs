@@ -1,10 +1,14 @@
 //! Process security settings the container init applies just before execve:
 //! rlimits, user and groups, capabilities, no_new_privs, OOM score and seccomp.
 
+mod capabilities;
 mod rlimits;
 
 use std::fmt;
 
+pub use capabilities::{
+    apply_capabilities, capability_from_name, capability_names, set_no_new_privileges,
+};
 pub use rlimits::{set_oom_score_adj, set_rlimits};
 
 /// Why a security setting could not be applied. Every message starts with
