@@ -3,6 +3,7 @@
 
 mod capabilities;
 mod rlimits;
+mod user;
 
 use std::fmt;
 
@@ -10,6 +11,7 @@ pub use capabilities::{
     apply_capabilities, capability_from_name, capability_names, set_no_new_privileges,
 };
 pub use rlimits::{set_oom_score_adj, set_rlimits};
+pub use user::{set_umask, switch_user};
 
 /// Why a security setting could not be applied. Every message starts with
 /// the OCI field path it came from, so a user knows what to fix.
