@@ -3,6 +3,7 @@
 
 mod capabilities;
 mod rlimits;
+mod seccomp;
 mod user;
 
 use std::fmt;
@@ -11,6 +12,9 @@ pub use capabilities::{
     apply_capabilities, capability_from_name, capability_names, set_no_new_privileges,
 };
 pub use rlimits::{set_oom_score_adj, set_rlimits};
+pub use seccomp::{
+    SeccompFilter, build_seccomp, seccomp_actions, seccomp_archs, seccomp_flags, seccomp_operators,
+};
 pub use user::{set_umask, switch_user};
 
 /// Why a security setting could not be applied. Every message starts with
