@@ -4,7 +4,7 @@ use crate::container::{Container, CreateOptions};
 use crate::error::Result;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct CreateArgs {
     pub id: String,
     /// Bundle directory (config.json and the rootfs)
     #[arg(short, long, default_value = ".")]
@@ -26,7 +26,7 @@ pub struct Args {
     pub no_new_keyring: bool,
 }
 
-impl Args {
+impl CreateArgs {
     pub fn options(&self) -> CreateOptions {
         CreateOptions {
             id: self.id.clone(),
@@ -39,7 +39,7 @@ impl Args {
     }
 }
 
-pub fn run(root: &Path, args: &Args) -> Result<i32> {
+pub fn run(root: &Path, args: &CreateArgs) -> Result<i32> {
     Container::create(root, &args.options())?;
     Ok(0)
 }

@@ -20,9 +20,15 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
         }
     } else if args.format == "json" {
         let states: Vec<_> = all.iter().map(|c| c.saved.oci_state(c.status())).collect();
-        println!("{}", serde_json::to_string(&states).unwrap_or_else(|_| "[]".into()));
+        println!(
+            "{}",
+            serde_json::to_string(&states).unwrap_or_else(|_| "[]".into())
+        );
     } else {
-        println!("{:<24} {:<8} {:<10} {:<40} {}", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+        println!(
+            "{:<24} {:<8} {:<10} {:<40} {}",
+            "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+        );
         for c in &all {
             let st = c.saved.oci_state(c.status());
             println!(

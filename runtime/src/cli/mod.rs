@@ -53,7 +53,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a container, leaving its process waiting for `start`
-    Create(create::Args),
+    Create(create::CreateArgs),
     /// Start the process of a created container
     Start(IdArg),
     /// Print the state of a container as JSON
@@ -102,5 +102,15 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Ps(a) => ps::run(root, a),
         Command::Spec(a) => spec::run(a),
         Command::Features => features::run(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -17,12 +17,20 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
     let mut pids = Container::load(root, &args.id)?.pids()?;
     pids.sort_unstable();
     if args.format == "json" {
-        println!("{}", serde_json::to_string(&pids).unwrap_or_else(|_| "[]".into()));
+        println!(
+            "{}",
+            serde_json::to_string(&pids).unwrap_or_else(|_| "[]".into())
+        );
     } else {
         println!("PID   CMD");
         for pid in pids {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim_end().to_string())
+                .map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .replace('\0', " ")
+                        .trim_end()
+                        .to_string()
+                })
                 .unwrap_or_default();
             println!("{pid:<5} {cmd}");
         }

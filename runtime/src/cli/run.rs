@@ -8,7 +8,7 @@ use crate::process::wait_exit_code;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub create: super::create::Args,
+    pub create: super::create::CreateArgs,
     /// Return once the process started instead of waiting for it
     #[arg(short, long)]
     pub detach: bool,
@@ -31,7 +31,15 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
     let c = Container::create(root, &args.create.options())?;
     // Signals a terminal or a supervisor sends to `run` are meant for the container.
     FORWARD_TO.store(c.saved.pid, Ordering::Relaxed);
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH] {
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+    ] {
         // SAFETY: installing an async-signal-safe handler.
         unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
     }
@@ -48,4 +56,3 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
     }
     Ok(code)
 }
-

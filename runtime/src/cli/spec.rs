@@ -14,9 +14,13 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<i32> {
     let path = args.bundle.join("config.json");
     if path.exists() {
-        return Err(Error::Config(format!("{}: exists already, remove it first", path.display())));
+        return Err(Error::Config(format!(
+            "{}: exists already, remove it first",
+            path.display()
+        )));
     }
-    let text = serde_json::to_string_pretty(&default_spec()).map_err(|e| Error::Config(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&default_spec()).map_err(|e| Error::Config(e.to_string()))?;
     std::fs::write(&path, text + "\n").map_err(|e| Error::io("write", &path, e))?;
     Ok(0)
 }
@@ -66,8 +70,10 @@ mod tests {
     #[test]
     fn default_spec_parses_as_a_runtime_spec() {
         let spec: oci_spec::runtime::Spec = serde_json::from_value(super::default_spec()).unwrap();
-        assert_eq!(spec.process().as_ref().unwrap().args().as_ref().unwrap(), &["sh"]);
+        assert_eq!(
+            spec.process().as_ref().unwrap().args().as_ref().unwrap(),
+            &["sh"]
+        );
         assert!(spec.root().as_ref().unwrap().readonly().unwrap());
     }
-
 }

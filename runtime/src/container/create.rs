@@ -79,7 +79,16 @@ impl Container {
             Err(e) => return Err(Error::io("create", &dir, e)),
         }
         let mut cgroup = None;
-        let result = create_in(&dir, opts, spec, bundle, rootfs, namespaces, seccomp, &mut cgroup);
+        let result = create_in(
+            &dir,
+            opts,
+            spec,
+            bundle,
+            rootfs,
+            namespaces,
+            seccomp,
+            &mut cgroup,
+        );
         match result {
             Ok(saved) => Ok(Container {
                 root: root.to_path_buf(),
@@ -164,8 +173,16 @@ fn create_in(
         let creating = serde_json::to_string(&s.oci_state(super::Status::Creating))
             .map_err(|e| Error::Config(e.to_string()))?;
         if let Some(h) = &hooks {
-            run_stage("prestart", h.prestart().as_deref().unwrap_or_default(), &creating)?;
-            run_stage("createRuntime", h.create_runtime().as_deref().unwrap_or_default(), &creating)?;
+            run_stage(
+                "prestart",
+                h.prestart().as_deref().unwrap_or_default(),
+                &creating,
+            )?;
+            run_stage(
+                "createRuntime",
+                h.create_runtime().as_deref().unwrap_or_default(),
+                &creating,
+            )?;
         }
         Ok(creating)
     })?;
@@ -186,7 +203,10 @@ fn rootfs_of(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     let path = bundle.join(root.path());
     match std::fs::canonicalize(&path) {
         Ok(p) if p.is_dir() => Ok(p),
-        Ok(p) => Err(Error::Config(format!("root.path: {} is not a directory", p.display()))),
+        Ok(p) => Err(Error::Config(format!(
+            "root.path: {} is not a directory",
+            p.display()
+        ))),
         Err(e) => Err(Error::Config(format!("root.path: {}: {e}", path.display()))),
     }
 }
@@ -194,14 +214,20 @@ fn rootfs_of(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
 /// Labels for security modules this host does not run are skipped, loudly.
 fn warn_unsupported(spec: &Spec) {
     let process = spec.process().as_ref();
-    if process.and_then(|p| p.apparmor_profile().as_ref()).is_some()
+    if process
+        .and_then(|p| p.apparmor_profile().as_ref())
+        .is_some()
         && !Path::new("/sys/kernel/security/apparmor").exists()
     {
-        eprintln!("berth-runtime: warning: process.apparmorProfile: AppArmor is not enabled on this host, skipped");
+        eprintln!(
+            "berth-runtime: warning: process.apparmorProfile: AppArmor is not enabled on this host, skipped"
+        );
     }
     if process.and_then(|p| p.selinux_label().as_ref()).is_some()
         && !Path::new("/sys/fs/selinux/enforce").exists()
     {
-        eprintln!("berth-runtime: warning: process.selinuxLabel: SELinux is not enabled on this host, skipped");
+        eprintln!(
+            "berth-runtime: warning: process.selinuxLabel: SELinux is not enabled on this host, skipped"
+        );
     }
 }

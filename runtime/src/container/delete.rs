@@ -25,8 +25,15 @@ impl Container {
         if let Some(cg) = &self.saved.cgroup {
             cg.remove()?;
         }
-        if let Some(h) = self.saved.spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
-            let state = serde_json::to_string(&self.saved.oci_state(Status::Stopped)).unwrap_or_default();
+        if let Some(h) = self
+            .saved
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().as_ref())
+        {
+            let state =
+                serde_json::to_string(&self.saved.oci_state(Status::Stopped)).unwrap_or_default();
             if let Err(e) = run_stage("poststop", h, &state) {
                 eprintln!("berth-runtime: warning: {e}");
             }

@@ -37,7 +37,9 @@ impl Container {
         self.require(&[Status::Created, Status::Running], "exec")?;
         let process = self.exec_process(opts)?;
         if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
-            return Err(Error::Config("process.terminal: true needs --console-socket".into()));
+            return Err(Error::Config(
+                "process.terminal: true needs --console-socket".into(),
+            ));
         }
         let seccomp = self
             .saved
@@ -102,8 +104,12 @@ impl Container {
         }
         if let Some(u) = &opts.user {
             let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
-            let uid = uid.parse().map_err(|_| Error::Config(format!("--user: {u:?} is not UID[:GID]")))?;
-            let gid = gid.parse().map_err(|_| Error::Config(format!("--user: {u:?} is not UID[:GID]")))?;
+            let uid = uid
+                .parse()
+                .map_err(|_| Error::Config(format!("--user: {u:?} is not UID[:GID]")))?;
+            let gid = gid
+                .parse()
+                .map_err(|_| Error::Config(format!("--user: {u:?} is not UID[:GID]")))?;
             let mut user = User::default();
             user.set_uid(uid);
             user.set_gid(gid);

@@ -16,7 +16,11 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         return Err(Error::UnknownSignal(s.to_string()));
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     Signal::from_str(&name)
         .map(|sig| sig as i32)
         .map_err(|_| Error::UnknownSignal(s.to_string()))

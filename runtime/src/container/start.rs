@@ -15,8 +15,12 @@ impl Container {
         self.require(&[Status::Created], "start")?;
         let fifo = self.dir().join("exec.fifo");
         // Non-blocking, so a dead init cannot leave us waiting forever for a writer.
-        let fd: OwnedFd = nix::fcntl::open(&fifo, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-            .map_err(|e| Error::io("open exec fifo", &fifo, e.into()))?;
+        let fd: OwnedFd = nix::fcntl::open(
+            &fifo,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| Error::io("open exec fifo", &fifo, e.into()))?;
         loop {
             let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
             let n = match poll(&mut fds, PollTimeout::from(10u16)) {
@@ -45,8 +49,15 @@ impl Container {
             std::thread::sleep(Duration::from_micros(200));
         }
         std::fs::remove_file(&fifo).map_err(|e| Error::io("remove", &fifo, e))?;
-        if let Some(h) = self.saved.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
-            let state = serde_json::to_string(&self.saved.oci_state(Status::Running)).unwrap_or_default();
+        if let Some(h) = self
+            .saved
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().as_ref())
+        {
+            let state =
+                serde_json::to_string(&self.saved.oci_state(Status::Running)).unwrap_or_default();
             // The process already runs: a failing poststart hook is reported, not fatal.
             if let Err(e) = run_stage("poststart", h, &state) {
                 eprintln!("berth-runtime: warning: {e}");

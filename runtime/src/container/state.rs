@@ -73,7 +73,11 @@ impl Saved {
             oci_version: OCI_VERSION,
             id: &self.id,
             status: status.to_string(),
-            pid: if status == Status::Stopped { 0 } else { self.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             bundle: &self.bundle,
             rootfs: &self.rootfs,
             created: &self.created,

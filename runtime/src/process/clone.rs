@@ -57,10 +57,19 @@ pub fn clone(flags: libc::c_int, cgroup: Option<RawFd>) -> io::Result<(Forked, b
     let err = io::Error::last_os_error();
     match err.raw_os_error() {
         // Old kernels: no clone3, or no CLONE_INTO_CGROUP (E2BIG for the shorter struct).
-        Some(libc::ENOSYS) | Some(libc::E2BIG) | Some(libc::EINVAL) if cgroup.is_some() || err.raw_os_error() == Some(libc::ENOSYS) => {
+        Some(libc::ENOSYS) | Some(libc::E2BIG) | Some(libc::EINVAL)
+            if cgroup.is_some() || err.raw_os_error() == Some(libc::ENOSYS) =>
+        {
             // SAFETY: the raw clone syscall with a null stack behaves like fork.
             let rc = unsafe {
-                libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+                libc::syscall(
+                    libc::SYS_clone,
+                    (flags | libc::SIGCHLD) as libc::c_ulong,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                )
             };
             if rc < 0 {
                 return Err(io::Error::last_os_error());
@@ -72,5 +81,9 @@ pub fn clone(flags: libc::c_int, cgroup: Option<RawFd>) -> io::Result<(Forked, b
 }
 
 fn side(rc: libc::pid_t) -> Forked {
-    if rc == 0 { Forked::Child } else { Forked::Parent(rc) }
+    if rc == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent(rc)
+    }
 }

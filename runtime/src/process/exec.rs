@@ -99,7 +99,8 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<i32> {
                 }
                 Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
                 None => {
-                    return exec_pid.ok_or_else(|| Error::Init("exec process exited during setup".into()));
+                    return exec_pid
+                        .ok_or_else(|| Error::Init("exec process exited during setup".into()));
                 }
             }
         }
@@ -107,7 +108,10 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<i32> {
     if result.is_err() {
         // SAFETY: signalling a process this call created.
         unsafe { libc::kill(pid, libc::SIGKILL) };
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        let _ = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
     }
     result
 }
@@ -145,7 +149,11 @@ fn join_and_exec(
     let cwd = process.cwd();
     nix::unistd::chdir(cwd).step_path("process.cwd: chdir", cwd)?;
     let env = environment(process);
-    let args = process.args().as_ref().filter(|a| !a.is_empty()).ok_or("process.args: empty")?;
+    let args = process
+        .args()
+        .as_ref()
+        .filter(|a| !a.is_empty())
+        .ok_or("process.args: empty")?;
     let exe = find_executable(&args[0], &env)?;
     let argv = args
         .iter()
@@ -157,5 +165,12 @@ fn join_and_exec(
         .map(std::ffi::CString::new)
         .collect::<std::result::Result<Vec<_>, _>>()
         .step("process.env")?;
-    exec_process(process, cfg.seccomp.as_ref(), cfg.preserve_fds, &exe, &argv, &envp)
+    exec_process(
+        process,
+        cfg.seccomp.as_ref(),
+        cfg.preserve_fds,
+        &exe,
+        &argv,
+        &envp,
+    )
 }

@@ -58,7 +58,10 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
     cfg.namespaces.enter()?;
     if cfg.namespaces.needs_intermediate() {
         // A joined pid namespace applies to children only: the init is the next fork.
-        match super::clone::clone(0, None).step("fork into the joined pid namespace")?.0 {
+        match super::clone::clone(0, None)
+            .step("fork into the joined pid namespace")?
+            .0
+        {
             Forked::Parent(pid) => {
                 let _ = chan.send(&Msg::Pid(pid));
                 // SAFETY: the intermediate's work is done; _exit leaves the copy's state alone.
@@ -140,11 +143,20 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
     // an unreachable path.
     match std::env::current_dir() {
         Ok(p) if p.is_absolute() => {}
-        _ => return Err(format!("process.cwd: {} is outside the container", cwd.display())),
+        _ => {
+            return Err(format!(
+                "process.cwd: {} is outside the container",
+                cwd.display()
+            ));
+        }
     }
 
     let envp = environment(process);
-    let args = process.args().as_ref().filter(|a| !a.is_empty()).ok_or("process.args: empty")?;
+    let args = process
+        .args()
+        .as_ref()
+        .filter(|a| !a.is_empty())
+        .ok_or("process.args: empty")?;
     let exec = find_executable(&args[0], &envp)?;
     let argv = args
         .iter()
@@ -172,13 +184,24 @@ fn start(cfg: &InitConfig, ready: Ready) -> StepResult<Infallible> {
     wait_for_start(&ready.state_dir)?;
     drop(ready.state_dir);
     let spec = &cfg.spec;
-    if let Some(list) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
+    if let Some(list) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+    {
         let state = crate::container::state::running_state_json(cfg, std::process::id() as i32);
         crate::container::hooks::run_stage("startContainer", list, &state)
             .map_err(|e| e.to_string())?;
     }
     let process = spec.process().as_ref().ok_or("process: missing")?;
-    exec_process(process, cfg.seccomp.as_ref(), cfg.preserve_fds, &ready.exec, &ready.argv, &ready.envp)
+    exec_process(
+        process,
+        cfg.seccomp.as_ref(),
+        cfg.preserve_fds,
+        &ready.exec,
+        &ready.argv,
+        &ready.envp,
+    )
 }
 
 /// Blocks until `start` opens the exec fifo, then tells it this init is going ahead.
@@ -186,16 +209,28 @@ fn wait_for_start(state_dir: &OwnedFd) -> StepResult<()> {
     let name = c"exec.fifo";
     // SAFETY: `state_dir` is a live directory fd and `name` a valid C string. The open
     // blocks until a reader appears, which is the point.
-    let fd = unsafe { libc::openat(state_dir.as_raw_fd(), name.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::openat(
+            state_dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
-        return Err(format!("open exec fifo: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "open exec fifo: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     // SAFETY: `fd` is open and the buffer one byte long.
     let rc = unsafe { libc::write(fd, c"0".as_ptr().cast(), 1) };
     // SAFETY: `fd` is open and owned here.
     unsafe { libc::close(fd) };
     if rc != 1 {
-        return Err(format!("write exec fifo: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "write exec fifo: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }
@@ -238,7 +273,14 @@ pub fn close_stray_fds(preserve_fds: i32) -> StepResult<()> {
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     }
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes flags.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if rc < 0 {
         return Err(format!("close_range: {}", std::io::Error::last_os_error()));
     }
@@ -290,7 +332,9 @@ pub fn find_executable(arg0: &str, env: &[String]) -> StepResult<CString> {
             return Ok(cs);
         }
     }
-    Err(format!("process.args[0]: executable {arg0:?} not found in $PATH"))
+    Err(format!(
+        "process.args[0]: executable {arg0:?} not found in $PATH"
+    ))
 }
 
 #[cfg(test)]
@@ -300,7 +344,10 @@ mod tests {
     #[test]
     fn path_lookup_finds_sh() {
         let env = vec!["PATH=/nonexistent:/bin".to_string()];
-        assert_eq!(find_executable("sh", &env).unwrap().to_str().unwrap(), "/bin/sh");
+        assert_eq!(
+            find_executable("sh", &env).unwrap().to_str().unwrap(),
+            "/bin/sh"
+        );
         let err = find_executable("no-such-binary", &env).unwrap_err();
         assert!(err.contains("process.args[0]"), "{err}");
     }

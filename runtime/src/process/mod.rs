@@ -40,10 +40,7 @@ pub struct InitConfig {
 /// createRuntime hooks between the mounts and pivot_root and returns the state JSON that
 /// createContainer hooks get. Returns the init's pid once it waits on the exec fifo; on
 /// failure the init is gone.
-pub fn spawn_init(
-    cfg: &InitConfig,
-    hooks: &mut dyn FnMut(i32) -> Result<String>,
-) -> Result<i32> {
+pub fn spawn_init(cfg: &InitConfig, hooks: &mut dyn FnMut(i32) -> Result<String>) -> Result<i32> {
     let (parent, child) = Channel::pair().map_err(|e| Error::io("create socket pair", "", e))?;
     let cgroup_dir = cfg
         .cgroup

@@ -53,7 +53,8 @@ impl Namespaces {
                 _ => ns.new |= flag(typ),
             }
         }
-        ns.join.sort_by_key(|(t, _)| if *t == LinuxNamespaceType::User { 0 } else { 1 });
+        ns.join
+            .sort_by_key(|(t, _)| if *t == LinuxNamespaceType::User { 0 } else { 1 });
         Ok(ns)
     }
 
@@ -96,7 +97,11 @@ impl Namespaces {
             let file = PathBuf::from(format!("/proc/{pid}/{name}"));
             let text = id_map_text(maps.map(|m| m.as_slice()).unwrap_or_default());
             if text.is_empty() {
-                let field = if name == "uid_map" { "uidMappings" } else { "gidMappings" };
+                let field = if name == "uid_map" {
+                    "uidMappings"
+                } else {
+                    "gidMappings"
+                };
                 return Err(Error::Config(format!(
                     "linux.{field}: a new user namespace needs at least one mapping"
                 )));
@@ -155,17 +160,23 @@ mod tests {
 
     #[test]
     fn new_namespaces_go_into_the_clone_except_cgroup() {
-        let s = spec(r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"mount"},{"type":"cgroup"}]}}"#);
+        let s = spec(
+            r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"mount"},{"type":"cgroup"}]}}"#,
+        );
         let ns = Namespaces::from_spec(&s).unwrap();
         let f = CloneFlags::from_bits_retain(ns.clone_flags());
-        assert!(f.contains(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS));
+        assert!(f.contains(
+            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS
+        ));
         assert!(!f.contains(CloneFlags::CLONE_NEWCGROUP));
         assert!(!ns.needs_intermediate());
     }
 
     #[test]
     fn joining_a_pid_namespace_needs_an_intermediate() {
-        let s = spec(r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid","path":"/proc/self/ns/pid"},{"type":"mount"}]}}"#);
+        let s = spec(
+            r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid","path":"/proc/self/ns/pid"},{"type":"mount"}]}}"#,
+        );
         let ns = Namespaces::from_spec(&s).unwrap();
         assert!(ns.needs_intermediate());
         assert_eq!(ns.clone_flags(), 0);
@@ -173,9 +184,14 @@ mod tests {
 
     #[test]
     fn missing_namespace_path_names_the_field() {
-        let s = spec(r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"mount"},{"type":"network","path":"/nonexistent/ns"}]}}"#);
+        let s = spec(
+            r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"mount"},{"type":"network","path":"/nonexistent/ns"}]}}"#,
+        );
         let err = Namespaces::from_spec(&s).unwrap_err().to_string();
-        assert_eq!(err, "linux.namespaces[1].path: /nonexistent/ns does not exist");
+        assert_eq!(
+            err,
+            "linux.namespaces[1].path: /nonexistent/ns does not exist"
+        );
     }
 
     #[test]

@@ -51,7 +51,12 @@ impl Channel {
         loop {
             // SAFETY: `buf` is valid for its length and the fd is open.
             let n = unsafe {
-                libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
+                libc::send(
+                    self.fd.as_raw_fd(),
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_NOSIGNAL,
+                )
             };
             if n >= 0 {
                 return Ok(());
@@ -69,7 +74,8 @@ impl Channel {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             // SAFETY: `buf` is writable for its length and the fd is open.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n > 0 {
                 return serde_json::from_slice(&buf[..n as usize])
                     .map(Some)

@@ -12,12 +12,17 @@ use oci_spec::runtime::Process;
 use super::step::{Step, StepResult};
 
 pub fn setup(console_socket: &OwnedFd, process: &Process) -> StepResult<()> {
-    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).step("open /dev/ptmx")?;
+    let master =
+        posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).step("open /dev/ptmx")?;
     grantpt(&master).step("grantpt")?;
     unlockpt(&master).step("unlockpt")?;
     let name = ptsname_r(&master).step("ptsname")?;
-    let slave = nix::fcntl::open(name.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .step("open pty slave")?;
+    let slave = nix::fcntl::open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .step("open pty slave")?;
     let user = process.user();
     let _ = nix::unistd::fchown(&slave, Some(user.uid().into()), None);
     if let Some(size) = process.console_size() {
@@ -32,17 +37,29 @@ pub fn setup(console_socket: &OwnedFd, process: &Process) -> StepResult<()> {
     }
     let fds = [master.as_raw_fd()];
     let iov = [IoSlice::new(name.as_bytes())];
-    sendmsg::<()>(console_socket.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-        .step("send the pty master to the console socket")?;
+    sendmsg::<()>(
+        console_socket.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .step("send the pty master to the console socket")?;
     drop(master);
     // SAFETY: TIOCSCTTY on an open terminal fd, after setsid made this a session leader.
     if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
-        return Err(format!("set controlling terminal: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "set controlling terminal: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     for target in 0..3 {
         // SAFETY: dup2 onto the stdio descriptors of this process.
         if unsafe { libc::dup2(slave.as_raw_fd(), target) } < 0 {
-            return Err(format!("dup pty to fd {target}: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "dup pty to fd {target}: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     Ok(())

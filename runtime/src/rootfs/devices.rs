@@ -22,18 +22,25 @@ pub struct Node {
 
 /// The devices the runtime spec requires in every container.
 pub fn default_nodes() -> Vec<Node> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-        .into_iter()
-        .map(|(name, major, minor)| Node {
-            path: PathBuf::from("/dev").join(name),
-            kind: libc::S_IFCHR,
-            major,
-            minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
-        .collect()
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(name, major, minor)| Node {
+        path: PathBuf::from("/dev").join(name),
+        kind: libc::S_IFCHR,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
 }
 
 pub fn node_from_spec(d: &LinuxDevice) -> Node {
@@ -58,7 +65,9 @@ pub fn node_from_spec(d: &LinuxDevice) -> Node {
 pub fn create(root: BorrowedFd<'_>, node: &Node) -> io::Result<()> {
     let rel = relative(&node.path);
     let parent = mkdir_all(root, rel.parent().unwrap_or(Path::new("")))?;
-    let name = rel.file_name().ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let name = rel
+        .file_name()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
     let c = cstring(Path::new(name))?;
     // SAFETY: `parent` is a live directory fd and `c` a valid C string.
     let rc = unsafe {
@@ -135,11 +144,25 @@ mod tests {
 
     #[test]
     fn defaults_are_the_spec_set() {
-        let names: Vec<_> = default_nodes().iter().map(|n| n.path.display().to_string()).collect();
+        let names: Vec<_> = default_nodes()
+            .iter()
+            .map(|n| n.path.display().to_string())
+            .collect();
         assert_eq!(
             names,
-            ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]
+            [
+                "/dev/null",
+                "/dev/zero",
+                "/dev/full",
+                "/dev/random",
+                "/dev/urandom",
+                "/dev/tty"
+            ]
         );
-        assert!(default_nodes().iter().all(|n| n.kind == libc::S_IFCHR && n.mode == 0o666));
+        assert!(
+            default_nodes()
+                .iter()
+                .all(|n| n.kind == libc::S_IFCHR && n.mode == 0o666)
+        );
     }
 }

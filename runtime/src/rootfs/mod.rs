@@ -28,8 +28,14 @@ pub fn prepare(spec: &Spec, rootfs: &Path, cgroup: Option<&Cgroup>) -> StepResul
         Some("slave") | Some("") | None => MsFlags::MS_SLAVE,
         Some(other) => return Err(format!("linux.rootfsPropagation: unknown mode {other:?}")),
     };
-    nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | propagation, None::<&str>)
-        .step("make / private in the container's mount namespace")?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | propagation,
+        None::<&str>,
+    )
+    .step("make / private in the container's mount namespace")?;
     nix::mount::mount(
         Some(rootfs),
         rootfs,
@@ -53,7 +59,10 @@ pub fn prepare(spec: &Spec, rootfs: &Path, cgroup: Option<&Cgroup>) -> StepResul
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let dest = m.destination();
         if !dest.is_absolute() {
-            return Err(format!("mounts[{i}].destination: {} is not absolute", dest.display()));
+            return Err(format!(
+                "mounts[{i}].destination: {} is not absolute",
+                dest.display()
+            ));
         }
         mounts::mount_one(root.as_fd(), m, cgroup)
             .map_err(|e| format!("mounts[{i}] {}: {e}", dest.display()))?;
@@ -70,7 +79,12 @@ pub fn prepare(spec: &Spec, rootfs: &Path, cgroup: Option<&Cgroup>) -> StepResul
                 .map_err(|e| format!("create device {}: {e}", node.path.display()))?;
         }
     }
-    for (i, d) in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten().enumerate() {
+    for (i, d) in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let node = devices::node_from_spec(d);
         devices::create(root.as_fd(), &node)
             .map_err(|e| format!("linux.devices[{i}] {}: {e}", node.path.display()))?;
@@ -86,14 +100,26 @@ pub fn prepare(spec: &Spec, rootfs: &Path, cgroup: Option<&Cgroup>) -> StepResul
 pub fn enter(root: &OwnedFd, rootfs: &Path, no_pivot: bool) -> StepResult<()> {
     nix::unistd::fchdir(root.as_fd()).step_path("chdir to rootfs", rootfs)?;
     if no_pivot {
-        nix::mount::mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .step("move the rootfs mount to /")?;
+        nix::mount::mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .step("move the rootfs mount to /")?;
         nix::unistd::chroot(".").step("chroot")?;
     } else {
         nix::unistd::pivot_root(".", ".").step_path("pivot_root", rootfs)?;
         // The old root now sits on top of the new one; detach it and everything below.
-        nix::mount::mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-            .step("make the old root a slave")?;
+        nix::mount::mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .step("make the old root a slave")?;
         nix::mount::umount2(".", MntFlags::MNT_DETACH).step("unmount the old root")?;
     }
     nix::unistd::chdir("/").step("chdir /")?;
@@ -125,7 +151,12 @@ pub fn finish(spec: &Spec) -> StepResult<()> {
             }
         }
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         let keep = mounts::locked_flags("/");
         nix::mount::mount(
             None::<&str>,

@@ -77,7 +77,11 @@ pub fn parse_options(options: &[String]) -> MountOptions {
                     "slave" => MsFlags::MS_SLAVE,
                     _ => MsFlags::MS_UNBINDABLE,
                 };
-                let rec = if opt.starts_with('r') { MsFlags::MS_REC } else { MsFlags::empty() };
+                let rec = if opt.starts_with('r') {
+                    MsFlags::MS_REC
+                } else {
+                    MsFlags::empty()
+                };
                 o.propagation = base | rec;
                 continue;
             }
@@ -101,7 +105,10 @@ pub fn parse_options(options: &[String]) -> MountOptions {
 /// mounts of type cgroup on hosts with v1 hierarchies.
 pub fn mount_one(root: BorrowedFd<'_>, m: &Mount, cgroup: Option<&Cgroup>) -> io::Result<()> {
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
-    let typ = m.typ().as_deref().unwrap_or(if opts.bind { "bind" } else { "none" });
+    let typ = m
+        .typ()
+        .as_deref()
+        .unwrap_or(if opts.bind { "bind" } else { "none" });
     let dest = m.destination();
     let source = m.source().as_deref();
 
@@ -127,7 +134,13 @@ pub fn mount_one(root: BorrowedFd<'_>, m: &Mount, cgroup: Option<&Cgroup>) -> io
         if opts.recursive {
             flags |= MsFlags::MS_REC;
         }
-        nix::mount::mount(source, target_path.as_str(), None::<&str>, flags, None::<&str>)?;
+        nix::mount::mount(
+            source,
+            target_path.as_str(),
+            None::<&str>,
+            flags,
+            None::<&str>,
+        )?;
         // Bind mounts ignore every flag but MS_BIND and MS_REC on the first call: the rest
         // needs a remount of the new mount, reached through a fresh fd on it.
         let remount = opts.flags & !(MsFlags::MS_REMOUNT);
@@ -273,7 +286,10 @@ mod tests {
     #[test]
     fn proc_options_from_runc_spec() {
         let o = opts(&["nosuid", "noexec", "nodev"]);
-        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV);
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV
+        );
         assert!(o.data.is_empty());
         assert!(!o.bind);
     }

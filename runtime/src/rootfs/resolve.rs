@@ -140,7 +140,10 @@ mod tests {
 
     #[test]
     fn relative_strips_root() {
-        assert_eq!(relative(Path::new("/etc/passwd")), PathBuf::from("etc/passwd"));
+        assert_eq!(
+            relative(Path::new("/etc/passwd")),
+            PathBuf::from("etc/passwd")
+        );
         assert_eq!(relative(Path::new("/")), PathBuf::from("."));
     }
 
@@ -152,7 +155,12 @@ mod tests {
         let root = root_fd(tmp.path());
         mkdir_all(root.as_fd(), Path::new("/escape/sub")).unwrap();
         assert!(!outside.path().join("sub").exists());
-        assert!(tmp.path().join(outside.path().strip_prefix("/").unwrap()).join("sub").is_dir());
+        assert!(
+            tmp.path()
+                .join(outside.path().strip_prefix("/").unwrap())
+                .join("sub")
+                .is_dir()
+        );
     }
 
     #[test]

@@ -128,6 +128,8 @@ impl WantedCaps {
             ambient: set(AMBIENT, spec.ambient())?,
         };
         wanted.check_consistent()?;
+        let mut wanted = wanted;
+        wanted.drop_unraisable_ambient();
         Ok(wanted)
     }
 
@@ -140,18 +142,18 @@ impl WantedCaps {
                 format!("{cap} is not in process.capabilities.permitted"),
             ));
         }
+        Ok(())
+    }
+
+    /// The kernel raises an ambient capability only when it is permitted and inheritable.
+    /// Configs written for runc (its own `runc spec` among them) list ambient capabilities
+    /// without inheritable ones, and runc skips those with a warning: so does berth.
+    fn drop_unraisable_ambient(&mut self) {
         for cap in sorted(&self.ambient) {
             if !self.permitted.contains(&cap) || !self.inheritable.contains(&cap) {
-                return Err(SecurityError::config(
-                    AMBIENT,
-                    format!(
-                        "cannot raise {cap}: an ambient capability must also be in \
-                         process.capabilities.permitted and process.capabilities.inheritable"
-                    ),
-                ));
+                self.ambient.remove(&cap);
             }
         }
-        Ok(())
     }
 
     /// What the runtime process itself can grant: the permitted and
@@ -293,15 +295,12 @@ mod tests {
     }
 
     #[test]
-    fn ambient_without_inheritable_names_the_capability() {
+    fn ambient_without_inheritable_is_skipped_as_runc_does() {
         let mut spec = all_sets(&[Capability::Chown, Capability::Kill]);
         spec.set_inheritable(Some(set_of(&[Capability::Chown])));
-        let err = WantedCaps::from_spec(Some(&spec), &caps::all()).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "process.capabilities.ambient: cannot raise CAP_KILL: an ambient capability must \
-             also be in process.capabilities.permitted and process.capabilities.inheritable"
-        );
+        let wanted = WantedCaps::from_spec(Some(&spec), &caps::all()).unwrap();
+        let only_chown: CapsHashSet = [caps::Capability::CAP_CHOWN].into_iter().collect();
+        assert_eq!(wanted.ambient, only_chown);
     }
 
     #[test]
