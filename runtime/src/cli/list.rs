@@ -26,8 +26,8 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
         );
     } else {
         println!(
-            "{:<24} {:<8} {:<10} {:<40} {}",
-            "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            "{:<24} {:<8} {:<10} {:<40} CREATED",
+            "ID", "PID", "STATUS", "BUNDLE"
         );
         for c in &all {
             let st = c.saved.oci_state(c.status());

@@ -5,7 +5,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
 
 use super::hooks::run_stage;
 use super::state::{Saved, now_rfc3339, proc_start_time, write_atomic};
@@ -126,7 +126,10 @@ fn create_in(
     cgroup.create()?;
     *cgroup_out = Some(cgroup.clone());
     if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
-        cgroup.apply(res)?;
+        let devices = linux
+            .and_then(|l| l.devices().as_deref())
+            .unwrap_or_default();
+        cgroup.apply(&with_default_device_rules(res, devices))?;
     }
 
     let fifo = dir.join("exec.fifo");
@@ -195,6 +198,50 @@ fn create_in(
     Ok(saved)
 }
 
+/// The device rules of the spec, followed by access to the devices every container gets
+/// (and those it lists in linux.devices): a deny-all rule must not lock a container out
+/// of /dev/null.
+pub fn with_default_device_rules(res: &LinuxResources, devices: &[LinuxDevice]) -> LinuxResources {
+    let Some(rules) = res.devices() else {
+        return res.clone();
+    };
+    let mut rules = rules.clone();
+    let rule = |typ, major, minor: Option<i64>| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(Some(major));
+        r.set_minor(minor);
+        r.set_access(Some("rwm".to_string()));
+        r
+    };
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+    ] {
+        rules.push(rule(LinuxDeviceType::C, major, Some(minor)));
+    }
+    // Every pty of the container's devpts.
+    rules.push(rule(LinuxDeviceType::C, 136, None));
+    for d in devices {
+        let typ = if d.typ() == LinuxDeviceType::B {
+            LinuxDeviceType::B
+        } else {
+            LinuxDeviceType::C
+        };
+        rules.push(rule(typ, d.major(), Some(d.minor())));
+    }
+    let mut out = res.clone();
+    out.set_devices(Some(rules));
+    out
+}
+
 fn rootfs_of(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     let root = spec
         .root()
@@ -229,5 +276,33 @@ fn warn_unsupported(spec: &Spec) {
         eprintln!(
             "berth-runtime: warning: process.selinuxLabel: SELinux is not enabled on this host, skipped"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deny_all_keeps_the_default_devices_usable() {
+        let res: LinuxResources =
+            serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#).unwrap();
+        let out = with_default_device_rules(&res, &[]);
+        let rules: Vec<String> = out
+            .devices()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(rules[0], "a *:* rwm");
+        assert!(rules.contains(&"c 1:3 rwm".to_string()), "{rules:?}");
+        assert!(rules.contains(&"c 136:* rwm".to_string()), "{rules:?}");
+    }
+
+    #[test]
+    fn no_device_rules_means_no_device_cgroup_changes() {
+        let res: LinuxResources = serde_json::from_str(r#"{"pids":{"limit":5}}"#).unwrap();
+        assert!(with_default_device_rules(&res, &[]).devices().is_none());
     }
 }
