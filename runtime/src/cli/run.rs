@@ -2,7 +2,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::container::Container;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::process::terminal::{ConsoleListener, proxy};
 use crate::process::wait_exit_code;
 
 #[derive(Debug, clap::Args)]
@@ -28,7 +29,24 @@ extern "C" fn forward(sig: libc::c_int) {
 }
 
 pub fn run(root: &Path, args: &Args) -> Result<i32> {
-    let c = Container::create(root, &args.create.options())?;
+    let mut opts = args.create.options();
+    // A terminal with nobody to hand it to: `run` holds the pty and relays it to stdio.
+    let bundle_spec = crate::container::load_spec(&opts.bundle)?;
+    let wants_tty = bundle_spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let console = if wants_tty && opts.console_socket.is_none() && !args.detach {
+        std::fs::create_dir_all(root).map_err(|e| Error::io("create", root, e))?;
+        let path = root.join(format!(".{}.console", opts.id));
+        let l = ConsoleListener::bind(&path).map_err(|e| Error::io("bind console socket", &path, e))?;
+        opts.console_socket = Some(path);
+        Some(l)
+    } else {
+        None
+    };
+    let c = Container::create(root, &opts)?;
     // Signals a terminal or a supervisor sends to `run` are meant for the container.
     FORWARD_TO.store(c.saved.pid, Ordering::Relaxed);
     for sig in [
@@ -49,6 +67,14 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
     }
     if args.detach {
         return Ok(0);
+    }
+    if let Some(l) = &console {
+        match l.receive() {
+            Ok(master) => {
+                std::thread::spawn(move || proxy(master));
+            }
+            Err(e) => eprintln!("berth-runtime: warning: console: {e}"),
+        }
     }
     let code = wait_exit_code(c.saved.pid)?;
     if !args.keep {

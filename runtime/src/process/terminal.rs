@@ -64,3 +64,98 @@ pub fn setup(console_socket: &OwnedFd, process: &Process) -> StepResult<()> {
     }
     Ok(())
 }
+
+/// The receiving end of a console socket: what `run` uses when the process wants a
+/// terminal and the caller gave no --console-socket (so `spec` + `run` is interactive).
+pub struct ConsoleListener {
+    listener: std::os::unix::net::UnixListener,
+    path: std::path::PathBuf,
+}
+
+impl ConsoleListener {
+    pub fn bind(path: &std::path::Path) -> std::io::Result<ConsoleListener> {
+        let _ = std::fs::remove_file(path);
+        let listener = std::os::unix::net::UnixListener::bind(path)?;
+        Ok(ConsoleListener {
+            listener,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The pty master the init sent.
+    pub fn receive(&self) -> std::io::Result<OwnedFd> {
+        use nix::sys::socket::{ControlMessageOwned, recvmsg};
+        use std::os::fd::FromRawFd;
+        let (stream, _) = self.listener.accept()?;
+        let mut buf = [0u8; 4096];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty())
+            .map_err(std::io::Error::from)?;
+        for c in msg.cmsgs().map_err(std::io::Error::from)? {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                if let Some(fd) = fds.first() {
+                    // SAFETY: the descriptor just arrived over SCM_RIGHTS and is ours.
+                    return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+                }
+            }
+        }
+        Err(std::io::Error::other("no pty master received on the console socket"))
+    }
+}
+
+impl Drop for ConsoleListener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Copies stdin to the pty and the pty to stdout until the pty closes; stdin is put in
+/// raw mode (and restored on return) when it is a terminal.
+pub fn proxy(master: OwnedFd) {
+    use std::io::{Read, Write};
+    use std::os::fd::{AsFd, BorrowedFd};
+    use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+
+    // SAFETY: fd 0 stays open for the life of the process.
+    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+    let saved = tcgetattr(stdin).ok();
+    if let Some(t) = &saved {
+        let mut raw = t.clone();
+        cfmakeraw(&mut raw);
+        let _ = tcsetattr(stdin, SetArg::TCSANOW, &raw);
+        let mut ws: libc::winsize = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCGWINSZ/TIOCSWINSZ read and write a winsize through valid pointers.
+        unsafe {
+            if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
+                libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+            }
+        }
+    }
+    let mut to_pty = std::fs::File::from(master.try_clone().expect("dup pty master"));
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut input = std::io::stdin();
+        while let Ok(n) = input.read(&mut buf) {
+            if n == 0 || to_pty.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut from_pty = std::fs::File::from(master);
+    let mut out = std::io::stdout();
+    let mut buf = [0u8; 4096];
+    // EIO once the last process holding the slave exits.
+    while let Ok(n) = from_pty.read(&mut buf) {
+        if n == 0 || out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+            break;
+        }
+    }
+    if let Some(t) = saved {
+        let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &t);
+    }
+}
