@@ -1,1 +1,3 @@
 //! berth-runtime: a small OCI runtime library.
+
+pub mod cgroups;
