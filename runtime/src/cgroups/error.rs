@@ -70,3 +70,12 @@ pub enum CgroupError {
     #[error("remove {}: {source}", path.display())]
     Remove { path: PathBuf, source: io::Error },
 }
+
+impl CgroupError {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> CgroupError {
+        CgroupError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}

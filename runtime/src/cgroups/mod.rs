@@ -5,6 +5,7 @@ mod error;
 mod freezer;
 mod host;
 mod path;
+mod resources;
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -197,6 +198,30 @@ impl Cgroup {
 
     fn v1_dir(&self, controller: &str) -> Option<&Path> {
         self.v1.get(controller).map(|d| d.path.as_path())
+    }
+
+    /// The directory holding `controller`'s files for `field`.
+    fn controller_dir(&self, field: &str, controller: &'static str) -> Result<&Path, CgroupError> {
+        if let Some(dir) = self.v2_dir() {
+            return Ok(dir);
+        }
+        self.v1_dir(controller)
+            .ok_or_else(|| CgroupError::NoController {
+                field: field.to_string(),
+                controller,
+            })
+    }
+
+    /// Writes one value to one file of `controller`, naming `field` if it fails.
+    fn write(
+        &self,
+        field: &str,
+        controller: &'static str,
+        file: &str,
+        value: &str,
+    ) -> Result<(), CgroupError> {
+        let path = self.controller_dir(field, controller)?.join(file);
+        write_field(field, &path, value)
     }
 
     /// Where to list processes: any hierarchy holds them all; these are the likeliest to be
