@@ -6,6 +6,7 @@ mod freezer;
 mod host;
 mod path;
 mod resources;
+mod stats;
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 pub use error::CgroupError;
 pub use host::{Host, Mode};
+pub use stats::{CpuStats, MemoryStats, PidsStats, Stats};
 
 use host::Mount;
 use path::OwnCgroups;
