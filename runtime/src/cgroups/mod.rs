@@ -8,6 +8,9 @@ mod path;
 mod resources;
 mod stats;
 
+#[cfg(test)]
+mod kernel_tests;
+
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, ErrorKind, Write};
