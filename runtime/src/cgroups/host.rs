@@ -10,7 +10,7 @@ pub(crate) const V1_CONTROLLERS: &[&str] = &[
 ];
 
 /// How a host arranges its cgroup hierarchies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// v1 hierarchies only, one per controller or per group of co-mounted controllers.
@@ -19,6 +19,26 @@ pub enum Mode {
     V2,
     /// v1 hierarchies hold the controllers; a cgroup2 mount beside them only tracks processes.
     Hybrid,
+}
+
+/// Reads a map keyed by v1 controller names back into the static names berth knows;
+/// an unknown name is an error rather than a silently dropped hierarchy.
+pub(crate) fn controller_map<'de, D, V>(de: D) -> Result<BTreeMap<&'static str, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    let raw = BTreeMap::<String, V>::deserialize(de)?;
+    raw.into_iter()
+        .map(|(k, v)| {
+            V1_CONTROLLERS
+                .iter()
+                .find(|c| **c == k)
+                .map(|c| (*c, v))
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown cgroup controller {k:?}")))
+        })
+        .collect()
 }
 
 /// A mounted hierarchy.

@@ -32,16 +32,19 @@ const V2_CONTROLLERS: &[&str] = &["cpu", "cpuset", "hugetlb", "io", "memory", "p
 const REMOVE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// One container's cgroup, in every hierarchy of the host.
-#[derive(Clone, Debug)]
+/// Serialisable, so that the runtime finds the cgroup it created in later commands
+/// wherever those run (a relative cgroupsPath depends on the caller's own cgroup).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Cgroup {
     mode: Mode,
     /// v1 controller -> this cgroup in its hierarchy. Empty on pure v2.
+    #[serde(deserialize_with = "host::controller_map")]
     v1: BTreeMap<&'static str, Dir>,
     /// Pure v2: the cgroup. Hybrid: a twin that only tracks the processes, as systemd expects.
     unified: Option<Dir>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Dir {
     mount: PathBuf,
     path: PathBuf,

@@ -40,7 +40,8 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
     let console = if wants_tty && opts.console_socket.is_none() && !args.detach {
         std::fs::create_dir_all(root).map_err(|e| Error::io("create", root, e))?;
         let path = root.join(format!(".{}.console", opts.id));
-        let l = ConsoleListener::bind(&path).map_err(|e| Error::io("bind console socket", &path, e))?;
+        let l =
+            ConsoleListener::bind(&path).map_err(|e| Error::io("bind console socket", &path, e))?;
         opts.console_socket = Some(path);
         Some(l)
     } else {

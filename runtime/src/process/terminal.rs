@@ -94,8 +94,13 @@ impl ConsoleListener {
         let mut buf = [0u8; 4096];
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
         let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty())
-            .map_err(std::io::Error::from)?;
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .map_err(std::io::Error::from)?;
         for c in msg.cmsgs().map_err(std::io::Error::from)? {
             if let ControlMessageOwned::ScmRights(fds) = c {
                 if let Some(fd) = fds.first() {
@@ -104,7 +109,9 @@ impl ConsoleListener {
                 }
             }
         }
-        Err(std::io::Error::other("no pty master received on the console socket"))
+        Err(std::io::Error::other(
+            "no pty master received on the console socket",
+        ))
     }
 }
 
@@ -117,9 +124,9 @@ impl Drop for ConsoleListener {
 /// Copies stdin to the pty and the pty to stdout until the pty closes; stdin is put in
 /// raw mode (and restored on return) when it is a terminal.
 pub fn proxy(master: OwnedFd) {
+    use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
     use std::io::{Read, Write};
     use std::os::fd::{AsFd, BorrowedFd};
-    use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 
     // SAFETY: fd 0 stays open for the life of the process.
     let stdin = unsafe { BorrowedFd::borrow_raw(0) };
@@ -128,7 +135,12 @@ pub fn proxy(master: OwnedFd) {
         let mut raw = t.clone();
         cfmakeraw(&mut raw);
         let _ = tcsetattr(stdin, SetArg::TCSANOW, &raw);
-        let mut ws: libc::winsize = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+        let mut ws: libc::winsize = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCGWINSZ/TIOCSWINSZ read and write a winsize through valid pointers.
         unsafe {
             if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
