@@ -83,7 +83,7 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<i32> {
             cg.add_process(pid)?;
         }
         let io = |e| Error::io("talk to exec process", "", e);
-        parent.send(&Msg::Go).map_err(io)?;
+        parent.send(&Msg::Go { in_cgroup: true }).map_err(io)?;
         let mut exec_pid = None;
         loop {
             match parent.recv().map_err(io)? {
@@ -122,7 +122,7 @@ fn join_and_exec(
     joins: &[(File, CloneFlags, &str)],
 ) -> StepResult<std::convert::Infallible> {
     match chan.recv().step("wait for the runtime")? {
-        Some(Msg::Go) => {}
+        Some(Msg::Go { .. }) => {}
         other => return Err(format!("expected go, got {other:?}")),
     }
     for (f, flag, name) in joins {

@@ -50,13 +50,18 @@ struct Ready {
 }
 
 fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
-    match chan.recv().step("wait for the runtime")? {
-        Some(Msg::Go) => {}
+    let mut in_cgroup = match chan.recv().step("wait for the runtime")? {
+        Some(Msg::Go { in_cgroup }) => in_cgroup,
         other => return Err(format!("expected go from the runtime, got {other:?}")),
-    }
+    };
     let spec = &cfg.spec;
     cfg.namespaces.enter()?;
     if cfg.namespaces.needs_intermediate() {
+        // The init forked below must be born inside the cgroup.
+        if !in_cgroup {
+            wait_in_cgroup(chan)?;
+            in_cgroup = true;
+        }
         // A joined pid namespace applies to children only: the init is the next fork.
         match super::clone::clone(0, None)
             .step("fork into the joined pid namespace")?
@@ -70,7 +75,9 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
             Forked::Child => {}
         }
     }
-    cfg.namespaces.enter_cgroup()?;
+    if in_cgroup {
+        cfg.namespaces.enter_cgroup()?;
+    }
     nix::unistd::setsid().step("setsid")?;
 
     let state_dir: OwnedFd = File::open(cfg.exec_fifo.parent().unwrap_or(Path::new("/")))
@@ -83,6 +90,11 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
     } else {
         None
     };
+
+    if !in_cgroup {
+        wait_in_cgroup(chan)?;
+        cfg.namespaces.enter_cgroup()?;
+    }
 
     let hooks = spec.hooks().as_ref();
     let wants_hooks = hooks.is_some_and(|h| {
@@ -178,6 +190,16 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
         argv,
         envp,
     })
+}
+
+fn wait_in_cgroup(chan: &Channel) -> StepResult<()> {
+    match chan.recv().step("wait for the cgroup")? {
+        Some(Msg::InCgroup) => Ok(()),
+        Some(Msg::Error(e)) => Err(e),
+        other => Err(format!(
+            "expected in-cgroup from the runtime, got {other:?}"
+        )),
+    }
 }
 
 fn start(cfg: &InitConfig, ready: Ready) -> StepResult<Infallible> {

@@ -84,10 +84,13 @@ fn drive_init(
 ) -> Result<i32> {
     let io = |e| Error::io("talk to container init", "", e);
     cfg.namespaces.write_id_maps(pid, &cfg.spec)?;
-    if let (Some(cg), false) = (&cfg.cgroup, in_cgroup) {
-        cg.add_process(pid)?;
+    chan.send(&Msg::Go { in_cgroup }).map_err(io)?;
+    if !in_cgroup {
+        if let Some(cg) = &cfg.cgroup {
+            cg.add_process(pid)?;
+        }
+        chan.send(&Msg::InCgroup).map_err(io)?;
     }
-    chan.send(&Msg::Go).map_err(io)?;
     let mut init_pid = pid;
     loop {
         match chan.recv().map_err(io)? {

@@ -66,8 +66,8 @@ impl Namespaces {
             .any(|(t, _)| matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::User))
     }
 
-    /// Flags for the clone itself. The cgroup namespace is always unshared later, once the
-    /// init sits in its cgroup, so that the namespace's root is the container's cgroup.
+    /// Flags for the clone itself. The cgroup namespace is unshared later, once the init
+    /// sits in its cgroup, so that the namespace's root is the container's cgroup.
     pub fn clone_flags(&self) -> libc::c_int {
         let flags = if self.needs_intermediate() {
             self.new & CloneFlags::CLONE_NEWUSER

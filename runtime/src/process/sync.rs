@@ -7,8 +7,12 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
-    /// Runtime to init: id maps are written and the init is in its cgroup.
-    Go,
+    /// Runtime to init: id maps are written; `in_cgroup` when the clone put the init in its
+    /// cgroup already. Otherwise the runtime moves it while it mounts (on v1 the move may wait
+    /// for an RCU grace period, which this overlaps) and says `InCgroup` when done.
+    Go { in_cgroup: bool },
+    /// Runtime to init: the init now sits in its cgroup.
+    InCgroup,
     /// Intermediate process to runtime: the pid of the real init, forked into a joined
     /// pid namespace.
     Pid(i32),
