@@ -23,7 +23,7 @@ use crate::error::Result;
 #[derive(Debug, Parser)]
 #[command(
     name = "berth-runtime",
-    version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: ", "1.2.0"),
+    version = concat!("version ", env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0"),
     about = "A small OCI container runtime with runc's command line"
 )]
 pub struct Cli {
