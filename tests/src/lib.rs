@@ -7,6 +7,7 @@
 pub mod bundle;
 pub mod cgroup;
 pub mod console;
+pub mod containerd;
 pub mod image;
 pub mod netns;
 pub mod runtime;
@@ -14,6 +15,7 @@ pub mod runtime;
 pub use bundle::Bundle;
 pub use cgroup::ContainerCgroup;
 pub use console::ConsoleSocket;
+pub use containerd::Containerd;
 pub use image::{BusyboxImage, busybox};
 pub use netns::NetNs;
 pub use runtime::{Output, Runtime};
