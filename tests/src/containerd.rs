@@ -1,5 +1,6 @@
 //! A private containerd (Debian's), to drive the runtime as containerd's shim does: its
-//! own socket, root and state directories, no CRI, stopped and removed on drop.
+//! own socket, root and state directories and namespace, no CRI, stopped and removed on
+//! drop.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -17,6 +18,9 @@ use crate::Output;
 pub struct Containerd {
     dir: TempDir,
     socket: PathBuf,
+    /// The containerd namespace of the tests' images and containers; containerd also
+    /// names the parent cgroup of its containers after it.
+    namespace: String,
     daemon: Child,
 }
 
@@ -57,9 +61,11 @@ impl Containerd {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn containerd (install Debian's containerd): {e}"));
+        let namespace = crate::unique_name("berth-test");
         let mut containerd = Containerd {
             dir,
             socket,
+            namespace,
             daemon,
         };
         crate::wait_for(
@@ -89,7 +95,7 @@ impl Containerd {
         fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
     }
 
-    /// Runs `ctr --address SOCKET --namespace berth-test ARGS...`.
+    /// Runs `ctr --address SOCKET --namespace NAMESPACE ARGS...`.
     pub fn ctr<I, S>(&self, args: I) -> Output
     where
         I: IntoIterator<Item = S>,
@@ -98,7 +104,8 @@ impl Containerd {
         let output = Command::new("ctr")
             .arg("--address")
             .arg(&self.socket)
-            .args(["--namespace", "berth-test"])
+            .arg("--namespace")
+            .arg(&self.namespace)
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -107,8 +114,8 @@ impl Containerd {
     }
 }
 
-impl Drop for Containerd {
-    fn drop(&mut self) {
+impl Containerd {
+    fn stop(&mut self) {
         let pid = Pid::from_raw(i32::try_from(self.daemon.id()).unwrap_or(i32::MAX));
         let _ = kill(pid, Signal::SIGTERM);
         for _ in 0..100 {
@@ -119,5 +126,18 @@ impl Drop for Containerd {
         }
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        self.stop();
+        // The namespace's parent cgroups outlive their containers; removing them only
+        // succeeds once they are empty, so a container left running keeps its cgroup.
+        let mut cgroups = crate::cgroup::dirs_named(&self.namespace);
+        cgroups.sort_by_key(|dir| std::cmp::Reverse(dir.components().count()));
+        for dir in cgroups {
+            let _ = fs::remove_dir(dir);
+        }
     }
 }
