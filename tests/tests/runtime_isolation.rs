@@ -1,0 +1,231 @@
+//! What a container can see and do: namespaces, the root filesystem, masked and read-only
+//! paths, capabilities and seccomp.
+
+use std::fs;
+use std::path::Path;
+
+use berth_tests::{Bundle, NetNs, Runtime};
+use serde_json::json;
+
+#[test]
+fn the_process_is_pid_1_of_its_pid_namespace() {
+    let mut bundle = Bundle::new("pid1");
+    bundle.sh("echo $$");
+    let runtime = Runtime::new();
+
+    let out = runtime.run(&runtime.new_id("pid1"), &bundle).ok("run");
+
+    assert_eq!(out.stdout.trim(), "1");
+}
+
+#[test]
+fn the_hostname_comes_from_the_config() {
+    let mut bundle = Bundle::new("hostname");
+    bundle.hostname("berth-hostname-test").args(&["hostname"]);
+    let runtime = Runtime::new();
+
+    let out = runtime.run(&runtime.new_id("hostname"), &bundle).ok("run");
+
+    assert_eq!(out.stdout.trim(), "berth-hostname-test");
+}
+
+#[test]
+fn a_new_network_namespace_has_only_loopback() {
+    let mut bundle = Bundle::new("netns-new");
+    bundle.args(&["ls", "/sys/class/net"]);
+    let runtime = Runtime::new();
+
+    let out = runtime.run(&runtime.new_id("netns-new"), &bundle).ok("run");
+
+    assert_eq!(out.stdout.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+}
+
+#[test]
+fn a_network_namespace_joined_by_path_shows_its_interfaces() {
+    let netns = NetNs::new();
+    netns.run(&["link", "add", "berth0", "type", "bridge"]);
+    let mut bundle = Bundle::new("netns-join");
+    bundle
+        .namespace("network", Some(&netns.path()))
+        .args(&["ls", "/sys/class/net"]);
+    let runtime = Runtime::new();
+
+    let out = runtime
+        .run(&runtime.new_id("netns-join"), &bundle)
+        .ok("run");
+
+    let mut interfaces: Vec<&str> = out.stdout.split_whitespace().collect();
+    interfaces.sort_unstable();
+    assert_eq!(interfaces, ["berth0", "lo"]);
+}
+
+#[test]
+fn a_readonly_root_refuses_writes() {
+    let runtime = Runtime::new();
+    let mut bundle = Bundle::new("readonly-root");
+    bundle.readonly_root(true).args(&["touch", "/x"]);
+
+    let refused = runtime.run(&runtime.new_id("readonly-root"), &bundle);
+
+    assert_ne!(refused.code, 0, "touch /x should fail: {refused:#?}");
+    assert!(
+        refused.stderr.contains("Read-only file system"),
+        "{refused:#?}"
+    );
+    assert!(!bundle.rootfs().join("x").exists(), "/x was written");
+
+    bundle.readonly_root(false);
+    runtime
+        .run(&runtime.new_id("writable-root"), &bundle)
+        .ok("touch /x on a writable root");
+    assert!(
+        bundle.rootfs().join("x").exists(),
+        "/x should be written through to the rootfs"
+    );
+}
+
+/// Whether a path holds anything on the host: bytes in a file, entries in a directory.
+fn has_content_on_host(path: &str) -> bool {
+    let path = Path::new(path);
+    if path.is_dir() {
+        fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_some())
+    } else {
+        fs::read(path).is_ok_and(|bytes| !bytes.is_empty())
+    }
+}
+
+#[test]
+fn masked_paths_read_empty() {
+    let mut bundle = Bundle::new("masked");
+    let masked: Vec<String> = bundle.config()["linux"]["maskedPaths"]
+        .as_array()
+        .expect("runc spec masks paths")
+        .iter()
+        .filter_map(|path| path.as_str().map(str::to_string))
+        .collect();
+    let telling: Vec<&String> = masked
+        .iter()
+        .filter(|path| has_content_on_host(path))
+        .collect();
+    assert!(
+        !telling.is_empty(),
+        "none of {masked:?} has content on this host, so masking cannot be seen"
+    );
+    // For each masked path that exists: "PATH COUNT", entries of a directory, bytes of a file.
+    bundle.sh(&format!(
+        "for p in {}; do if [ -d $p ]; then echo $p $(ls -A $p | wc -l); \
+         elif [ -e $p ]; then echo $p $(cat $p | wc -c); fi; done",
+        masked.join(" ")
+    ));
+    let runtime = Runtime::new();
+
+    let out = runtime.run(&runtime.new_id("masked"), &bundle).ok("run");
+
+    for path in telling {
+        let line = out
+            .stdout
+            .lines()
+            .find(|line| line.split(' ').next() == Some(path.as_str()));
+        assert_eq!(
+            line.and_then(|line| line.split(' ').nth(1)),
+            Some("0"),
+            "{path} has content on the host but should read empty in the container:\n{}",
+            out.stdout
+        );
+    }
+    for line in out.stdout.lines() {
+        assert!(line.ends_with(" 0"), "a masked path is not empty: {line}");
+    }
+}
+
+/// Writes a network sysctl, which CAP_NET_ADMIN allows in the container's own netns
+/// unless /proc/sys is read-only.
+const WRITE_SYSCTL: &str =
+    "echo 1 > /proc/sys/net/ipv4/ip_forward && cat /proc/sys/net/ipv4/ip_forward";
+
+#[test]
+fn readonly_paths_refuse_writes() {
+    let runtime = Runtime::new();
+    let mut bundle = Bundle::new("readonly-paths");
+    let readonly = &bundle.config()["linux"]["readonlyPaths"];
+    assert!(
+        readonly
+            .as_array()
+            .is_some_and(|paths| paths.contains(&json!("/proc/sys"))),
+        "{readonly}"
+    );
+    bundle.add_capability("CAP_NET_ADMIN").sh(WRITE_SYSCTL);
+
+    let refused = runtime.run(&runtime.new_id("readonly-paths"), &bundle);
+
+    assert_ne!(
+        refused.code, 0,
+        "writing /proc/sys should fail: {refused:#?}"
+    );
+    assert!(
+        refused.stderr.contains("Read-only file system"),
+        "{refused:#?}"
+    );
+
+    // The same write succeeds once /proc/sys is no longer listed.
+    bundle.edit(|c| c["linux"]["readonlyPaths"] = json!([]));
+    let allowed = runtime
+        .run(&runtime.new_id("writable-paths"), &bundle)
+        .ok("run without readonlyPaths");
+    assert_eq!(allowed.stdout.trim(), "1");
+}
+
+const CHOWN: &str = "touch /tmp/f && chown 1 /tmp/f && stat -c %u /tmp/f";
+
+#[test]
+fn a_dropped_capability_refuses_its_operation() {
+    let runtime = Runtime::new();
+    let mut bundle = Bundle::new("caps");
+    bundle
+        .readonly_root(false)
+        .drop_capability("CAP_CHOWN")
+        .sh(CHOWN);
+
+    let refused = runtime.run(&runtime.new_id("no-chown"), &bundle);
+
+    assert_ne!(
+        refused.code, 0,
+        "chown without CAP_CHOWN should fail: {refused:#?}"
+    );
+    assert!(
+        refused.stderr.contains("Operation not permitted"),
+        "{refused:#?}"
+    );
+
+    bundle.add_capability("CAP_CHOWN");
+    let allowed = runtime
+        .run(&runtime.new_id("chown"), &bundle)
+        .ok("chown with CAP_CHOWN");
+    assert_eq!(allowed.stdout.trim(), "1");
+}
+
+#[test]
+fn a_seccomp_errno_rule_refuses_the_syscall() {
+    let mut bundle = Bundle::new("seccomp");
+    bundle
+        .readonly_root(false)
+        .seccomp(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+        }))
+        .sh("mkdir /tmp/d; echo mkdir=$?; touch /tmp/f && echo touch=$?");
+    let runtime = Runtime::new();
+
+    let out = runtime.run(&runtime.new_id("seccomp"), &bundle).ok("run");
+
+    assert!(out.stderr.contains("Operation not permitted"), "{out:#?}");
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["mkdir=1", "touch=0"],
+        "{out:#?}"
+    );
+    assert!(
+        !bundle.rootfs().join("tmp/d").exists(),
+        "mkdir created /tmp/d"
+    );
+}
