@@ -88,6 +88,11 @@ impl ContainerCgroup {
             else {
                 continue;
             };
+            // A hierarchy the container was not placed in (name=systemd, say) shows its
+            // root, which is never the container's own cgroup.
+            if path == "/" {
+                continue;
+            }
             if names.is_empty() {
                 let v2 = hierarchies.iter().find(|h| h.controllers.is_none());
                 cgroup.unified = v2.and_then(|h| h.dir_of(path));
