@@ -45,6 +45,14 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: libc::c_int) -> io
 /// Opens (O_PATH) the directory `path` inside `root`, creating missing components with
 /// mode 0755 on the way, each one created relative to its resolved parent.
 pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
+    mkdir_all_depth(root, path, 0)
+}
+
+fn mkdir_all_depth(root: BorrowedFd<'_>, path: &Path, depth: u32) -> io::Result<OwnedFd> {
+    // As many symlinks as the kernel follows in one lookup before it gives up.
+    if depth > 40 {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
     let mut done = PathBuf::from("/");
     let mut dir = open_in_root(root, &done, libc::O_PATH | libc::O_DIRECTORY)?;
     for comp in relative(path).components() {
@@ -63,6 +71,10 @@ pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
                     if err.raw_os_error() != Some(libc::EEXIST) {
                         return Err(err);
                     }
+                    // A dangling symlink: create what it points to, inside the root.
+                    let target = nix::fcntl::readlinkat(&dir, name)?;
+                    let parent = done.parent().unwrap_or(Path::new("/"));
+                    mkdir_all_depth(root, &parent.join(target), depth + 1)?;
                 }
                 dir = open_in_root(root, &done, libc::O_PATH | libc::O_DIRECTORY)?;
             }
