@@ -1,1 +1,3 @@
+//! berth-agent: runs ECS task definitions on this host.
 
+pub mod supervisor;
