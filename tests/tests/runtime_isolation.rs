@@ -229,3 +229,35 @@ fn a_seccomp_errno_rule_refuses_the_syscall() {
         "mkdir created /tmp/d"
     );
 }
+
+/// CVE-2019-5736: while the init of a created container waits for `start` it still is the
+/// runtime's binary; a process in the container must not be able to reach it through
+/// /proc/1/exe (the init keeps the runtime's capabilities until it execs, and is not
+/// dumpable). Once the init has exec'd, /proc/1/exe is the container's own program and
+/// readable, which shows the check can tell the two apart.
+#[test]
+fn the_waiting_init_does_not_expose_the_runtime_binary() {
+    let mut bundle = Bundle::new("cve-2019-5736");
+    bundle.args(&["sleep", "30"]);
+    let runtime = Runtime::new();
+    let id = runtime.new_id("exe");
+    runtime.create(&id, &bundle).ok("create");
+
+    let waiting = runtime.exec(&id, &["sh", "-c", "cat /proc/1/exe > /dev/null"]);
+    assert!(
+        !waiting.success(),
+        "the created container's init exposed /proc/1/exe: {}",
+        waiting.stdout
+    );
+    assert!(
+        waiting.stderr.contains("Permission denied"),
+        "expected EACCES on /proc/1/exe, got: {}",
+        waiting.stderr
+    );
+
+    runtime.start(&id).ok("start");
+    runtime
+        .exec(&id, &["sh", "-c", "cat /proc/1/exe > /dev/null"])
+        .ok("after start, /proc/1/exe is the container's own sleep");
+    runtime.delete_force(&id).ok("delete");
+}
