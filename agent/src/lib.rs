@@ -1,1 +1,3 @@
+//! The berth task agent as a library: task definitions, plans, and the agent around them.
 
+pub mod taskdef;
