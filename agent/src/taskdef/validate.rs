@@ -533,7 +533,7 @@ fn mounts(def: &TaskDefinition, i: usize, p: &str, c: &ContainerDefinition, foun
 }
 
 /// "/data/" and "/data" are the same mount point.
-pub(crate) fn normalize(path: &str) -> String {
+fn normalize(path: &str) -> String {
     let trimmed = path.trim_end_matches('/');
     if trimmed.is_empty() {
         "/".to_string()
@@ -707,7 +707,7 @@ fn ulimits(p: &str, c: &ContainerDefinition, found: &mut Findings) {
 }
 
 /// -1 is unlimited, which the kernel spells as the largest value.
-pub(crate) fn ulimit_value(v: i64) -> u64 {
+fn ulimit_value(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(u64::MAX)
 }
 
