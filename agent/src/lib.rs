@@ -1,6 +1,9 @@
-//! berth-agent: runs ECS task definitions on this host.
+//! The berth task agent as a library: ECS task definitions, the plans that turn them into
+//! OCI specs, the per-task supervisor, the store, the API, and the agent around them.
 
 pub mod api;
 pub mod ecs;
+pub mod plan;
 pub mod store;
 pub mod supervisor;
+pub mod taskdef;
