@@ -6,7 +6,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use nix::sched::CloneFlags;
 use nix::unistd::ForkResult;
 
-/// Forks the holder and returns its pid once its namespaces exist.
+/// Forks the holder and returns the pid whose namespaces the containers join. With a
+/// shared pid namespace the holder forks once more: that child is pid 1 of the task's pid
+/// namespace (it reaps orphans) and the one the containers join.
 pub fn start(kinds: &[String], hostname: Option<&str>) -> Result<i32, String> {
     let mut flags = CloneFlags::empty();
     for k in kinds {
@@ -14,6 +16,7 @@ pub fn start(kinds: &[String], hostname: Option<&str>) -> Result<i32, String> {
             "network" => CloneFlags::CLONE_NEWNET,
             "ipc" => CloneFlags::CLONE_NEWIPC,
             "uts" => CloneFlags::CLONE_NEWUTS,
+            "pid" => CloneFlags::CLONE_NEWPID,
             other => return Err(format!("sandbox: unknown shared namespace {other:?}")),
         };
     }
@@ -23,24 +26,36 @@ pub fn start(kinds: &[String], hostname: Option<&str>) -> Result<i32, String> {
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("sandbox: fork: {e}"))? {
         ForkResult::Child => {
             drop(rd);
-            let ok = hold(flags, hostname).is_ok();
-            let _ = nix::unistd::write(&wr, if ok { b"1" } else { b"0" });
+            let holder = match hold(flags, hostname) {
+                Ok(pid) => pid,
+                Err(_) => {
+                    let _ = nix::unistd::write(&wr, &0i32.to_ne_bytes());
+                    // SAFETY: leaving the forked child without the parent's destructors.
+                    unsafe { libc::_exit(1) };
+                }
+            };
+            let _ = nix::unistd::write(&wr, &holder.to_ne_bytes());
             drop(wr);
-            if !ok {
-                // SAFETY: leaving the forked child without running the parent's destructors.
-                unsafe { libc::_exit(1) };
-            }
             loop {
-                // SAFETY: pause(2) has no arguments; the holder sleeps until killed.
-                unsafe { libc::pause() };
+                if flags.contains(CloneFlags::CLONE_NEWPID) {
+                    // The pid-1 child does the holding; this one goes when it does.
+                    if nix::sys::wait::waitpid(None::<nix::unistd::Pid>, None).is_err() {
+                        // SAFETY: leaving without the parent's destructors.
+                        unsafe { libc::_exit(0) };
+                    }
+                } else {
+                    // SAFETY: pause(2) has no arguments; the holder sleeps until killed.
+                    unsafe { libc::pause() };
+                }
             }
         }
         ForkResult::Parent { child } => {
             drop(wr);
-            let mut b = [0u8; 1];
+            let mut b = [0u8; 4];
             let n = nix::unistd::read(&rd, &mut b).unwrap_or(0);
-            if n == 1 && b[0] == b'1' {
-                Ok(child.as_raw())
+            let holder = i32::from_ne_bytes(b);
+            if n == 4 && holder > 0 {
+                Ok(if holder == 1 { child.as_raw() } else { holder })
             } else {
                 let _ = nix::sys::wait::waitpid(child, None);
                 Err("sandbox: could not create the task's namespaces".into())
@@ -49,7 +64,9 @@ pub fn start(kinds: &[String], hostname: Option<&str>) -> Result<i32, String> {
     }
 }
 
-fn hold(flags: CloneFlags, hostname: Option<&str>) -> Result<(), nix::Error> {
+/// Creates the namespaces; returns 1 when this process holds them, or the host pid of
+/// the pid-1 child that does.
+fn hold(flags: CloneFlags, hostname: Option<&str>) -> Result<i32, nix::Error> {
     // SAFETY: prctl with integer arguments: the holder goes with its supervisor.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     nix::sched::unshare(flags)?;
@@ -61,7 +78,24 @@ fn hold(flags: CloneFlags, hostname: Option<&str>) -> Result<(), nix::Error> {
     if flags.contains(CloneFlags::CLONE_NEWNET) {
         loopback_up()?;
     }
-    Ok(())
+    if !flags.contains(CloneFlags::CLONE_NEWPID) {
+        return Ok(1);
+    }
+    // SAFETY: single-threaded; the child only sleeps and reaps.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Parent { child } => Ok(child.as_raw()),
+        ForkResult::Child => {
+            // SAFETY: prctl with integer arguments.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            loop {
+                // pid 1 of the task: reap whatever is orphaned to it. SIGCHLD is ignored
+                // by default and would not wake a pause, hence the nap.
+                if nix::sys::wait::waitpid(None::<nix::unistd::Pid>, None).is_err() {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            }
+        }
+    }
 }
 
 /// A new network namespace starts with `lo` down; containers of a task talk over it.
