@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod platform;
 pub mod reference;
 pub mod spec;
+pub mod unpack;
 pub mod whiteout;
 
 pub use digest::Digest;
