@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! Store::open(state_dir)                       the store under <state_dir>/images
+//! store.import(source, &ImportOptions, &progress) -> Vec<Imported>
 //! store.resolve(reference) -> Image            a stored image by name or digest
 //! store.lease(task, &[digest]) / release(task) what a task uses stays
 //! store.mount_rootfs(&image, upper, work, target) / unmount(target)
@@ -19,6 +20,7 @@
 mod bundle;
 pub mod digest;
 pub mod error;
+mod fetch;
 mod gc;
 mod lease;
 mod lock;
@@ -30,6 +32,7 @@ mod records;
 pub mod reference;
 mod rootfs;
 mod snapshot;
+mod source;
 pub mod spec;
 mod store;
 pub mod unpack;
@@ -44,5 +47,6 @@ pub use platform::Platform;
 pub use progress::{Progress, Quiet};
 pub use records::{Image, ImageSummary, Removal};
 pub use reference::Reference;
+pub use source::{ImportOptions, Imported};
 pub use spec::{Overrides, default_spec, spec_from_config};
 pub use store::Store;
