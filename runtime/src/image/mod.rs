@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! Store::open(state_dir)                       the store under <state_dir>/images
+//! store.pull(reference, &PullOptions, &progress) -> Image
 //! store.import(source, &ImportOptions, &progress) -> Vec<Imported>
 //! store.resolve(reference) -> Image            a stored image by name or digest
 //! store.lease(task, &[digest]) / release(task) what a task uses stays
@@ -28,8 +29,10 @@ pub mod manifest;
 mod mount;
 pub mod platform;
 pub mod progress;
+mod pull;
 mod records;
 pub mod reference;
+pub mod registry;
 mod rootfs;
 mod snapshot;
 mod source;
@@ -45,6 +48,7 @@ pub use lease::Lease;
 pub use mount::unmount;
 pub use platform::Platform;
 pub use progress::{Progress, Quiet};
+pub use pull::PullOptions;
 pub use records::{Image, ImageSummary, Removal};
 pub use reference::Reference;
 pub use source::{ImportOptions, Imported};
