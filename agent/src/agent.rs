@@ -362,6 +362,7 @@ impl Agent {
                 reserved_cpu: cpu,
                 reserved_memory: memory,
                 images: Vec::new(),
+                essential_exited: None,
             },
             ..Default::default()
         }
@@ -399,6 +400,7 @@ impl Agent {
         let mut env_files = taskdef::read_environment_files(def).map_err(|e| e.to_string())?;
         let mut inputs = BTreeMap::new();
         let mut layers = BTreeMap::new();
+        let mut digests = BTreeMap::new();
         for (i, c) in def.container_definitions.iter().enumerate() {
             let image = self
                 .inner
@@ -416,6 +418,7 @@ impl Agent {
                 },
             );
             layers.insert(c.name.clone(), image.layers.clone());
+            digests.insert(c.name.clone(), image.digest.clone());
         }
         self.inner.images.lease(&id, &task.local.images)?;
         task.pull_stopped_at = Some(ecs::now());
@@ -485,6 +488,8 @@ impl Agent {
                     })
                     .collect(),
                 stop_timeout_secs: c.stop_timeout.as_secs(),
+                image: digests.get(&c.name).cloned(),
+                image_store: Some(self.inner.cfg.state_dir.clone()),
                 layers: layers.get(&c.name).cloned().unwrap_or_default(),
                 log_max_size: c.log.max_size_bytes,
                 log_max_files: c.log.max_files,
@@ -799,6 +804,9 @@ fn apply_status(task: &mut Task, s: &TaskStatus) {
     if task.last_status == "STOPPING" || task.last_status == "STOPPED" {
         task.desired_status = "STOPPED".into();
     }
+    if s.essential_exited.is_some() {
+        task.local.essential_exited = s.essential_exited.clone();
+    }
     task.started_at = t(&s.started_at).or(task.started_at);
     task.stopping_at = t(&s.stopping_at).or(task.stopping_at);
     task.stopped_at = t(&s.stopped_at).or(task.stopped_at);
@@ -910,7 +918,6 @@ pub fn reservation(def: &TaskDefinition) -> (u64, u64) {
         .cpu
         .as_deref()
         .and_then(|c| taskdef::units::parse_cpu_units(c).ok())
-        .map(|c| c as u64)
         .unwrap_or_else(|| {
             def.container_definitions
                 .iter()
@@ -921,7 +928,6 @@ pub fn reservation(def: &TaskDefinition) -> (u64, u64) {
         .memory
         .as_deref()
         .and_then(|m| taskdef::units::parse_memory_mib(m).ok())
-        .map(|m| m as u64)
         .unwrap_or_else(|| {
             def.container_definitions
                 .iter()

@@ -113,6 +113,9 @@ pub struct Local {
     /// Image digests the task uses (image rm refuses them).
     #[serde(default)]
     pub images: Vec<String>,
+    /// The essential container whose exit stopped the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub essential_exited: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

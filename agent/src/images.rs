@@ -48,3 +48,94 @@ pub trait Images: Send + Sync {
     fn lease(&self, task: &str, digests: &[String]) -> Result<(), String>;
     fn release(&self, task: &str);
 }
+
+/// The agent's images: berth's own image store under the state directory.
+pub struct StoreImages {
+    store: berth_runtime::image::Store,
+    pull: berth_runtime::image::PullOptions,
+}
+
+impl StoreImages {
+    pub fn open(
+        state_dir: &std::path::Path,
+        insecure_registries: Vec<String>,
+    ) -> Result<StoreImages, String> {
+        let store = berth_runtime::image::Store::open(state_dir).map_err(|e| e.to_string())?;
+        Ok(StoreImages {
+            store,
+            pull: berth_runtime::image::PullOptions {
+                insecure_registries,
+                platform: None,
+            },
+        })
+    }
+
+    fn pull(&self, reference: &str) -> Result<berth_runtime::image::Image, String> {
+        self.store
+            .pull(reference, &self.pull, &berth_runtime::image::Quiet)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Images for StoreImages {
+    fn resolve(&self, reference: &str, behavior: PullBehavior) -> Result<ResolvedImage, String> {
+        let image = match behavior {
+            PullBehavior::Always => self.pull(reference)?,
+            PullBehavior::Default | PullBehavior::Once => match self.store.resolve(reference) {
+                Ok(image) => image,
+                Err(_) => self.pull(reference)?,
+            },
+        };
+        let layers: Vec<PathBuf> = image
+            .chain_ids
+            .iter()
+            .rev()
+            .map(|c| self.store.snapshot_path(c))
+            .collect();
+        let users = crate::plan::ImageUsers {
+            passwd: read_top_down(&layers, "etc/passwd"),
+            group: read_top_down(&layers, "etc/group"),
+        };
+        let cfg = image.config.config().clone().unwrap_or_default();
+        let config = ImageConfig {
+            entrypoint: cfg.entrypoint().clone().unwrap_or_default(),
+            cmd: cfg.cmd().clone().unwrap_or_default(),
+            env: cfg.env().clone().unwrap_or_default(),
+            working_dir: cfg.working_dir().clone().filter(|w| !w.is_empty()),
+            user: cfg.user().clone().filter(|u| !u.is_empty()),
+            labels: cfg
+                .labels()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        };
+        Ok(ResolvedImage {
+            digest: image.digest.as_str().to_string(),
+            layers,
+            config,
+            users,
+        })
+    }
+
+    fn lease(&self, task: &str, digests: &[String]) -> Result<(), String> {
+        let digests = digests
+            .iter()
+            .map(|d| berth_runtime::image::Digest::parse(d).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.store.lease(task, &digests).map_err(|e| e.to_string())
+    }
+
+    fn release(&self, task: &str) {
+        let _ = self.store.release(task);
+    }
+}
+
+/// A file of the merged image: the topmost layer that has it. (A whiteout of it in a
+/// higher layer is not looked for: passwd and group are replaced, not deleted.)
+fn read_top_down(layers: &[PathBuf], rel: &str) -> String {
+    layers
+        .iter()
+        .find_map(|l| std::fs::read_to_string(l.join(rel)).ok())
+        .unwrap_or_default()
+}

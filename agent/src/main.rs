@@ -6,9 +6,12 @@ use clap::Parser;
 
 fn main() {
     let args = cli::Cli::parse();
-    if let Err(e) = cli::run(args) {
-        let msg = format!("{e:#}").replace('\n', " ");
-        eprintln!("berth: {msg}");
-        std::process::exit(1);
+    match cli::run(args) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("berth: {msg}");
+            std::process::exit(1);
+        }
     }
 }

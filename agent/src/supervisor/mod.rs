@@ -314,7 +314,7 @@ impl Supervisor {
     fn start_member(&mut self, i: usize) -> Result<(), String> {
         let bundle = self.dir.join("containers").join(&self.members[i].spec.name);
         let rootfs = bundle.join("rootfs");
-        mount_rootfs(&self.members[i].spec.layers, &bundle, &rootfs)?;
+        mount_rootfs(&self.members[i].spec, &bundle, &rootfs)?;
 
         let mut spec = self.members[i].spec.spec.clone();
         if let Some(pid) = self.sandbox {
@@ -465,6 +465,7 @@ impl Supervisor {
         let essential = self.members[i].spec.essential;
         self.save();
         if essential && !self.stopping {
+            self.status.essential_exited = Some(self.members[i].spec.name.clone());
             self.begin_stop("EssentialContainerExited", ESSENTIAL_EXITED);
         }
     }
@@ -596,9 +597,20 @@ fn fill_namespace_paths(spec: &mut oci_spec::runtime::Spec, sandbox: i32) {
 
 /// The container's rootfs: an overlay of the image's layers with a fresh upper and work
 /// directory, so nothing is copied per container.
-fn mount_rootfs(layers: &[PathBuf], bundle: &Path, rootfs: &Path) -> Result<(), String> {
+fn mount_rootfs(c: &ContainerSpec, bundle: &Path, rootfs: &Path) -> Result<(), String> {
     let upper = bundle.join("upper");
     let work = bundle.join("work");
+    if let (Some(digest), Some(dir)) = (&c.image, &c.image_store) {
+        use berth_runtime::image::{Digest, Store};
+        std::fs::create_dir_all(rootfs).map_err(|e| format!("create {}: {e}", rootfs.display()))?;
+        let store = Store::open(dir).map_err(|e| e.to_string())?;
+        let digest = Digest::parse(digest).map_err(|e| e.to_string())?;
+        let image = store.load_image(&digest).map_err(|e| e.to_string())?;
+        return store
+            .mount_rootfs(&image, &upper, &work, rootfs)
+            .map_err(|e| e.to_string());
+    }
+    let layers = &c.layers;
     for d in [&upper, &work, &rootfs.to_path_buf()] {
         std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
     }

@@ -34,7 +34,14 @@ pub struct ContainerSpec {
     pub essential: bool,
     pub depends_on: Vec<Dependency>,
     pub stop_timeout_secs: u64,
-    /// Image layers, top first, mounted with overlay as the container's rootfs.
+    /// The image (manifest digest) in the image store under `image_store`, whose
+    /// snapshots become the rootfs: an overlay with a fresh upper directory.
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub image_store: Option<PathBuf>,
+    /// Without an image: directories to overlay, top first.
+    #[serde(default)]
     pub layers: Vec<PathBuf>,
     pub log_max_size: Option<u64>,
     pub log_max_files: u32,
@@ -73,6 +80,9 @@ pub struct TaskStatus {
     pub stopping_at: Option<String>,
     pub stopped_at: Option<String>,
     pub supervisor_pid: u32,
+    /// The essential container whose exit stopped the task.
+    #[serde(default)]
+    pub essential_exited: Option<String>,
     pub containers: BTreeMap<String, ContainerStatus>,
 }
 
