@@ -261,3 +261,28 @@ fn the_waiting_init_does_not_expose_the_runtime_binary() {
         .ok("after start, /proc/1/exe is the container's own sleep");
     runtime.delete_force(&id).ok("delete");
 }
+
+/// The process starts with default signal dispositions and nothing blocked, whatever the
+/// caller had (the runtime itself is a Rust program that ignores SIGPIPE; a supervisor
+/// blocks SIGTERM for its signalfd).
+#[test]
+fn the_process_starts_with_default_signals() {
+    let mut bundle = Bundle::new("signals");
+    bundle.args(&["cat", "/proc/self/status"]);
+    let runtime = Runtime::new();
+
+    let out = runtime.run(&runtime.new_id("signals"), &bundle).ok("run");
+
+    for field in ["SigBlk", "SigIgn"] {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(field))
+            .unwrap_or_else(|| panic!("no {field} in /proc/self/status: {}", out.stdout));
+        let mask = line.split_whitespace().nth(1).unwrap_or_default();
+        assert!(
+            mask.chars().all(|c| c == '0'),
+            "{field} should be empty, got {mask}"
+        );
+    }
+}
