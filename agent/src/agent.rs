@@ -42,9 +42,15 @@ pub struct Config {
 
 impl Config {
     pub fn new(state_dir: &Path, run_dir: &Path) -> Config {
-        let supervisor = std::env::current_exe()
+        // Next to the running program (berth), one level up (an example or test binary
+        // in a cargo target dir), else whatever PATH finds.
+        let exe_dir = std::env::current_exe()
             .ok()
-            .and_then(|p| p.parent().map(|d| d.join("berth-supervisor")))
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        let supervisor = exe_dir
+            .iter()
+            .flat_map(|d| [d.join("berth-supervisor"), d.join("../berth-supervisor")])
+            .find(|p| p.is_file())
             .unwrap_or_else(|| PathBuf::from("berth-supervisor"));
         Config {
             state_dir: state_dir.to_path_buf(),
@@ -59,7 +65,27 @@ impl Config {
     }
 }
 
-/// The agent, shareable between threads.
+/// The agent, shareable between threads: cloning it is cheap and every clone is the same
+/// agent.
+///
+/// Every ECS action goes through [`Actions::call`] with the ECS API's request and
+/// response shapes, the way the API socket serves them:
+///
+/// ```no_run
+/// use berth_agent::api::Actions;
+/// use berth_agent::images::StoreImages;
+/// use berth_agent::{Agent, Config};
+/// use std::path::Path;
+///
+/// let state = Path::new("/var/lib/berth");
+/// let images = StoreImages::open(state, Vec::new()).unwrap();
+/// let agent = Agent::open(Config::new(state, Path::new("/run/berth")), Box::new(images)).unwrap();
+/// agent.watch().unwrap();
+/// let run = agent
+///     .call("RunTask", serde_json::json!({"taskDefinition": "web:3", "count": 2}))
+///     .unwrap();
+/// println!("{}", run["tasks"][0]["taskArn"]);
+/// ```
 #[derive(Clone)]
 pub struct Agent {
     inner: Arc<Inner>,
