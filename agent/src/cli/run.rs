@@ -83,8 +83,7 @@ fn follow(agent: &berth_agent::Agent, a: &RunArgs, body: serde_json::Value) -> a
         };
         follower.pump(&t);
         if t.last_status == "STOPPED" {
-            std::thread::sleep(Duration::from_millis(50));
-            follower.pump(&t);
+            // The supervisor has drained every pipe into the logs before it says STOPPED.
             break t;
         }
         if INTERRUPTED.load(Ordering::Relaxed) && !stop_sent {
@@ -94,7 +93,7 @@ fn follow(agent: &berth_agent::Agent, a: &RunArgs, body: serde_json::Value) -> a
             );
             stop_sent = true;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(10));
     };
     Ok(exit_code(&task))
 }
