@@ -75,7 +75,7 @@ fn main() {
     let mut latencies = Vec::new();
     for _ in 0..runs {
         let id = b.run_task(1)[0].clone();
-        let t = b.wait_running(&[id.clone()]);
+        let t = b.wait_running(std::slice::from_ref(&id));
         let task = &t[0];
         latencies.push(
             (task["startedAt"].as_f64().unwrap_or(0.0) - task["createdAt"].as_f64().unwrap_or(0.0))
