@@ -16,7 +16,7 @@ use berth_tests::oci::{
 };
 use berth_tests::registry::{Auth, Registry, TokenServer};
 use berth_tests::tree::{assert_same_tree, walk};
-use berth_tests::{Berth, busybox, unique_name, wait_for};
+use berth_tests::{Berth, busybox, unique_name};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -1309,7 +1309,7 @@ fn concurrent_pulls_download_each_blob_once() {
 
 #[test]
 fn an_interrupted_pull_completes_when_run_again() {
-    let (registry, digest, layer) = registry_with_big_image(96);
+    let (registry, digest, layer) = registry_with_big_image(128);
     let berth = Berth::new();
     let reference = format!("{}/big:latest", registry.host());
     let hex = &layer["sha256:".len()..];
@@ -1318,16 +1318,19 @@ fn an_interrupted_pull_completes_when_run_again() {
         .join("images/tmp")
         .join(format!("blob-{hex}"));
     let mut pull = berth.spawn(["image", "pull", &reference]);
-    wait_for(
-        "the layer download to start",
-        Duration::from_secs(30),
-        || {
-            fs::metadata(&partial)
-                .ok()
-                .filter(|m| m.len() > 0)
-                .map(|_| ())
-        },
-    );
+    // Polled closely: on loopback the whole download takes a fraction of a second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !fs::metadata(&partial).is_ok_and(|m| m.len() > 0) {
+        assert!(
+            pull.try_wait().unwrap().is_none(),
+            "the pull ended before it could be interrupted"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the layer download never started"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     pull.kill().unwrap();
     pull.wait().unwrap();
     assert!(
@@ -1347,7 +1350,7 @@ fn an_interrupted_pull_completes_when_run_again() {
     let snapshot = store.snapshot_path(&image.chain_ids[0]);
     assert_eq!(
         fs::metadata(snapshot.join("blob.bin")).unwrap().len(),
-        96 << 20
+        128 << 20
     );
     assert!(!partial.exists());
 }
