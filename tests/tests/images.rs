@@ -102,6 +102,12 @@ fn busybox_layout_unpacks_as_umoci_unpacks_it() {
     let (_keep_ref, reference) = umoci_unpack(&image.oci_layout, "latest");
     assert_same_tree(&reference, &bundle.join("rootfs"));
 
+    // Snapshots and bundles hold the image's setuid binaries: only root may reach them.
+    for dir in [berth.state_dir().join("images"), bundle.clone()] {
+        let mode = fs::metadata(&dir).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is mode {mode:o}", dir.display());
+    }
+
     let config: Value =
         serde_json::from_slice(&fs::read(bundle.join("config.json")).expect("config.json"))
             .expect("config.json is JSON");
