@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use nix::sys::time::TimeSpec;
@@ -34,7 +34,14 @@ impl Store {
                 });
             }
         }
-        fs::create_dir_all(dir).map_err(|e| ImageError::io("create", dir, e))?;
+        if !dir.exists() {
+            // As umoci does: the rootfs may hold setuid binaries other users must not reach.
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| ImageError::io("create", dir, e))?;
+        }
         fs::create_dir(&rootfs).map_err(|e| ImageError::io("create", &rootfs, e))?;
         let result = self.unpack_into(image, &rootfs, &config);
         if result.is_err() {

@@ -70,7 +70,7 @@ impl Store {
                 &platform,
                 &fetch,
             )?;
-            let image = fetch_image(self, &repository, &chosen, progress, created)?;
+            fetch_image(self, &repository, &chosen, progress, created)?;
             if chosen.from_index.is_some() {
                 // The index is kept so that the name it was pulled by stays meaningful.
                 let (_, made) = self.put_bytes(&bytes, &top.media_type)?;
@@ -83,7 +83,7 @@ impl Store {
                 Some(&reference.to_string()),
                 chosen.from_index.as_ref(),
             )?;
-            Ok(image)
+            self.load_image(&chosen.descriptor.digest)
         })
     }
 }

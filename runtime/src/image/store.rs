@@ -13,6 +13,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -31,11 +32,15 @@ pub struct Store {
 }
 
 impl Store {
-    /// The store under `<state_dir>/images`, created if missing.
+    /// The store under `<state_dir>/images`, created if missing. Only root may enter it:
+    /// snapshots hold images' setuid binaries, which must not be reachable by other users.
     pub fn open(state_dir: &Path) -> Result<Store> {
         let store = Store {
             dir: state_dir.join("images"),
         };
+        fs::create_dir_all(&store.dir).map_err(|e| ImageError::io("create", &store.dir, e))?;
+        fs::set_permissions(&store.dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| ImageError::io("chmod", &store.dir, e))?;
         for dir in [
             store.blobs_dir(),
             store.snapshots_dir(),

@@ -226,7 +226,9 @@ fn archive_member(name: &Path) -> bool {
             "oci-layout" | "index.json" | "manifest.json" | "repositories" | "blobs"
         )
         || hex64(first)
-        || first.strip_suffix(".json").is_some_and(hex64)
+        || [".json", ".tar"]
+            .iter()
+            .any(|ext| first.strip_suffix(ext).is_some_and(hex64))
 }
 
 fn decompress_to(path: &Path, to: &Path) -> Result<()> {
@@ -265,6 +267,7 @@ mod tests {
             "manifest.json",
             &format!("{hex}/layer.tar"),
             &format!("{hex}.json"),
+            &format!("{hex}.tar"),
         ] {
             assert!(archive_member(Path::new(name)), "{name}");
         }
