@@ -119,13 +119,11 @@ fn busybox_layout_unpacks_as_umoci_unpacks_it() {
 #[test]
 fn debian_minbase_unpacks_as_umoci_unpacks_it() {
     let debian = berth_tests::target_dir().join("test-images/debian");
-    if !debian.join(".done").is_file() {
-        eprintln!(
-            "skipped: no Debian image; build it with images/debian/build {}",
-            debian.display()
-        );
-        return;
-    }
+    assert!(
+        debian.join(".done").is_file(),
+        "no Debian image at {}: tests/run-all builds it with images/debian/build",
+        debian.display()
+    );
     let layout = debian.join("oci");
     let berth = Berth::new();
     berth
