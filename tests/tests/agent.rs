@@ -555,6 +555,17 @@ fn berth_run_exits_with_the_essential_containers_code() {
         missing.stderr.contains("berth-test-no-such-image"),
         "the error names the image: {missing:#?}"
     );
+
+    // berth run names its task on stderr; none leaves anything behind.
+    for out in [&ok, &three, &missing] {
+        let id = out
+            .stderr
+            .lines()
+            .find_map(|line| line.strip_prefix("berth: task "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("berth run named no task: {out:#?}"));
+        agent.assert_nothing_left(id);
+    }
 }
 
 // ---- the agent's restart ----
@@ -609,6 +620,8 @@ fn tasks_keep_running_across_a_sigkill_and_restart_of_the_agent() {
     let task = agent.wait_status(&counting, "STOPPED", TIMEOUT);
     assert_eq!(task["stoppedReason"], "after the restart");
     assert_eq!(container(&task, "counter")["exitCode"], 0);
+    agent.assert_nothing_left(&counting);
+    agent.assert_nothing_left(&seven);
 }
 
 // ---- logs ----
@@ -748,11 +761,16 @@ fn unknown_and_stopped_tasks_are_reported() {
         "{described:#}"
     );
 
+    agent.register(&task("brief", vec![sh("app", "exit 0")]));
+    let id = agent.run_task("brief");
+    let both = agent.json(&["describe-tasks", &id, unknown]);
+    assert_eq!(both["tasks"].as_array().map(Vec::len), Some(1), "{both:#}");
+    assert_eq!(task_id(&both["tasks"][0]), id);
+    assert_eq!(both["failures"][0]["reason"], "MISSING", "{both:#}");
+
     let stop = agent.berth(["stop-task", unknown]);
     stop.assert_error_naming(unknown);
 
-    agent.register(&task("brief", vec![sh("app", "exit 0")]));
-    let id = agent.run_task("brief");
     let stopped = agent.wait_status(&id, "STOPPED", TIMEOUT);
     let again = agent.berth(["stop-task", &id, "--reason", "once more"]);
     again.assert_error_naming(&id);
