@@ -322,6 +322,13 @@ impl Agent {
         found
     }
 
+    /// What the runtime keeps under `<run dir>/runtime` for the task's containers.
+    pub fn runtime_state_of(&self, id: &str) -> Vec<PathBuf> {
+        let mut state = Vec::new();
+        crate::runtime::find_named(&self.run_dir().join("runtime"), id, 4, &mut state);
+        state
+    }
+
     /// Asserts what a user checks once a task is STOPPED: no cgroup of the task in any
     /// hierarchy, no mount under its directory, no process in its cgroups or of its
     /// supervisor, no runtime state under `<run dir>/runtime`.
@@ -354,8 +361,7 @@ impl Agent {
             || (!self.supervisors().iter().any(|(_, task)| task == id)).then_some(()),
         );
 
-        let mut state = Vec::new();
-        crate::runtime::find_named(&self.run_dir().join("runtime"), id, 4, &mut state);
+        let state = self.runtime_state_of(id);
         assert!(
             state.is_empty(),
             "task {id}: runtime state left under {}: {state:?}",

@@ -5,8 +5,10 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use berth_tests::Agent;
-use berth_tests::agent::{container, file_len, is_alive, task_id};
+use berth_tests::agent::{
+    TASK_CGROUP_ROOT, container, file_len, is_alive, mount_points, processes_in_cgroup, task_id,
+};
+use berth_tests::{Agent, ContainerCgroup};
 use serde_json::{Value, json};
 
 /// Long enough for a task to start or stop on a loaded two-core host.
@@ -832,6 +834,17 @@ fn stopped_tasks_leave_nothing_behind() {
         .filter_map(|c| c["pid"].as_i64())
         .collect();
     assert_eq!(pids.len(), 2, "two container pids in {running:#}");
+    // While it runs, the checks below do see the task's cgroup, mounts and processes.
+    let cgroup = format!("{TASK_CGROUP_ROOT}/{stopped}");
+    assert!(!ContainerCgroup::at(&cgroup).existing_dirs().is_empty());
+    assert!(
+        mount_points()
+            .iter()
+            .any(|mount| mount.starts_with(agent.task_dir(&stopped))),
+        "no mount of the running task"
+    );
+    assert!(processes_in_cgroup(&cgroup).len() >= 2);
+    assert!(!agent.runtime_state_of(&stopped).is_empty());
     agent.stop_task(&stopped, "cleanup check");
 
     for id in [&finished, &stopped, &dependency] {
