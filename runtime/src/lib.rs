@@ -12,6 +12,7 @@ pub mod image;
 pub mod process;
 pub mod rootfs;
 pub mod security;
+pub mod trace;
 
 pub use container::{Container, CreateOptions, Status};
 pub use error::Error;

@@ -7,6 +7,9 @@ use clap::Parser;
 
 fn main() {
     let cli = Cli::parse();
+    if cli.debug {
+        berth_runtime::trace::enable();
+    }
     let code = match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {

@@ -137,6 +137,20 @@ impl Cgroup {
         self.v2_dir().map(Path::to_path_buf)
     }
 
+    /// The cgroup2 directory a process can be cloned straight into (CLONE_INTO_CGROUP):
+    /// the cgroup itself on v2, its process-tracking twin on hybrid hosts.
+    pub fn clone_into_path(&self) -> Option<PathBuf> {
+        self.unified.as_ref().map(|d| d.path.clone())
+    }
+
+    /// The v1 `tasks` files a process writes "0" to in order to move itself in. A thread
+    /// that moves itself on v1 does not take the global threadgroup lock, whose first
+    /// writer after a quiet spell waits for an RCU grace period; moving another process
+    /// through `cgroup.procs` does.
+    pub fn v1_self_move_files(&self) -> Vec<PathBuf> {
+        self.v1.values().map(|d| d.path.join("tasks")).collect()
+    }
+
     /// Moves a process into the cgroup in every hierarchy.
     pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
         for dir in self.paths() {

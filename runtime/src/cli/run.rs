@@ -77,9 +77,12 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
             Err(e) => eprintln!("berth-runtime: warning: console: {e}"),
         }
     }
+    crate::trace::step("started");
     let code = wait_exit_code(c.saved.pid)?;
+    crate::trace::step("process exited");
     if !args.keep {
         c.delete(true)?;
+        crate::trace::step("deleted");
     }
     Ok(code)
 }

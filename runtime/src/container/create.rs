@@ -116,6 +116,7 @@ fn create_in(
     seccomp: Option<crate::security::SeccompFilter>,
     cgroup_out: &mut Option<Cgroup>,
 ) -> Result<Saved> {
+    crate::trace::step("config read");
     let linux = spec.linux().as_ref();
     let host = Host::detect()?;
     let cgroup = Cgroup::new(
@@ -132,6 +133,7 @@ fn create_in(
         cgroup.apply(&with_default_device_rules(res, devices))?;
     }
 
+    crate::trace::step("cgroup created and limits applied");
     let fifo = dir.join("exec.fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .map_err(|e| Error::io("create exec fifo", &fifo, e.into()))?;
@@ -189,6 +191,7 @@ fn create_in(
         }
         Ok(creating)
     })?;
+    crate::trace::step("init ready");
     saved.pid = pid;
     saved.pid_start = proc_start_time(pid).map(|(s, _)| s).unwrap_or(0);
     saved.save(dir)?;

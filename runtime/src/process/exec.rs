@@ -86,7 +86,12 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<i32> {
             cg.add_process(pid)?;
         }
         let io = |e| Error::io("talk to exec process", "", e);
-        parent.send(&Msg::Go { in_cgroup: true }).map_err(io)?;
+        parent
+            .send(&Msg::Go {
+                in_cgroup: true,
+                move_self: Vec::new(),
+            })
+            .map_err(io)?;
         let mut exec_pid = None;
         loop {
             match parent.recv().map_err(io)? {

@@ -50,10 +50,16 @@ struct Ready {
 }
 
 fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
-    let mut in_cgroup = match chan.recv().step("wait for the runtime")? {
-        Some(Msg::Go { in_cgroup }) => in_cgroup,
+    let (mut in_cgroup, move_self) = match chan.recv().step("wait for the runtime")? {
+        Some(Msg::Go {
+            in_cgroup,
+            move_self,
+        }) => (in_cgroup, move_self),
         other => return Err(format!("expected go from the runtime, got {other:?}")),
     };
+    for file in &move_self {
+        std::fs::write(file, "0").step_path("move into the container's cgroup", file)?;
+    }
     let spec = &cfg.spec;
     cfg.namespaces.enter()?;
     if cfg.namespaces.needs_intermediate() {
@@ -84,6 +90,7 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
         .step_path("open state directory", &cfg.exec_fifo)?
         .into();
 
+    crate::trace::step("init: namespaces entered");
     let new_mnt = cfg.namespaces.has_new(LinuxNamespaceType::Mount);
     let root = if new_mnt {
         Some(rootfs::prepare(spec, &cfg.rootfs, cfg.cgroup.as_ref())?)
@@ -91,6 +98,7 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
         None
     };
 
+    crate::trace::step("init: mounts done");
     if !in_cgroup {
         wait_in_cgroup(chan)?;
         cfg.namespaces.enter_cgroup()?;
@@ -122,6 +130,7 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
         nix::unistd::chroot(&cfg.rootfs).step_path("chroot", &cfg.rootfs)?;
     }
     drop(root);
+    crate::trace::step("init: pivoted, paths masked");
 
     if let Some(h) = spec.hostname() {
         nix::unistd::sethostname(h).step("hostname")?;
@@ -283,6 +292,7 @@ pub fn exec_process(
     }
     close_stray_fds(preserve_fds)?;
     reset_signals();
+    crate::trace::step("init: exec");
     let err = nix::unistd::execve(exec, argv, envp).unwrap_err();
     Err(format!("exec {}: {err}", exec.to_string_lossy()))
 }

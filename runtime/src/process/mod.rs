@@ -45,10 +45,10 @@ pub fn spawn_init(cfg: &InitConfig, hooks: &mut dyn FnMut(i32) -> Result<String>
     let cgroup_dir = cfg
         .cgroup
         .as_ref()
-        .and_then(|c| c.v2_path())
+        .and_then(|c| c.clone_into_path())
         .map(|p| std::fs::File::open(&p).map_err(|e| Error::io("open cgroup", p, e)))
         .transpose()?;
-    let (forked, in_cgroup) = clone::clone(
+    let (forked, born_in_cgroup) = clone::clone(
         cfg.namespaces.clone_flags(),
         cgroup_dir.as_ref().map(|f| f.as_raw_fd()),
     )
@@ -62,7 +62,7 @@ pub fn spawn_init(cfg: &InitConfig, hooks: &mut dyn FnMut(i32) -> Result<String>
     };
     drop(child);
     drop(cgroup_dir);
-    match drive_init(cfg, &parent, pid, in_cgroup, hooks) {
+    match drive_init(cfg, &parent, pid, born_in_cgroup, hooks) {
         Ok(init_pid) => Ok(init_pid),
         Err(e) => {
             // SAFETY: plain syscalls on a pid this process created.
@@ -79,17 +79,39 @@ fn drive_init(
     cfg: &InitConfig,
     chan: &Channel,
     pid: i32,
-    in_cgroup: bool,
+    born_in_cgroup: bool,
     hooks: &mut dyn FnMut(i32) -> Result<String>,
 ) -> Result<i32> {
     let io = |e| Error::io("talk to container init", "", e);
     cfg.namespaces.write_id_maps(pid, &cfg.spec)?;
-    chan.send(&Msg::Go { in_cgroup }).map_err(io)?;
+    let cg = cfg.cgroup.as_ref();
+    let v2_only = cg.is_some_and(|c| c.v1_self_move_files().is_empty());
+    // Born in its cgroup (v2), or born in the cgroup2 twin and moving itself into the v1
+    // hierarchies (hybrid, v1); a process in a new user namespace may not write the
+    // host's cgroup files, so the runtime moves that one.
+    let (in_cgroup, move_self) = match cg {
+        None => (true, Vec::new()),
+        Some(_) if born_in_cgroup && v2_only => (true, Vec::new()),
+        Some(c)
+            if !cfg.namespaces.writes_id_maps()
+                && (born_in_cgroup || c.clone_into_path().is_none()) =>
+        {
+            (true, c.v1_self_move_files())
+        }
+        Some(_) => (false, Vec::new()),
+    };
+    chan.send(&Msg::Go {
+        in_cgroup,
+        move_self,
+    })
+    .map_err(io)?;
+    crate::trace::step("init cloned");
     if !in_cgroup {
-        if let Some(cg) = &cfg.cgroup {
+        if let Some(cg) = cg {
             cg.add_process(pid)?;
         }
         chan.send(&Msg::InCgroup).map_err(io)?;
+        crate::trace::step("init moved into its cgroup");
     }
     let mut init_pid = pid;
     loop {

@@ -10,7 +10,12 @@ pub enum Msg {
     /// Runtime to init: id maps are written; `in_cgroup` when the clone put the init in its
     /// cgroup already. Otherwise the runtime moves it while it mounts (on v1 the move may wait
     /// for an RCU grace period, which this overlaps) and says `InCgroup` when done.
-    Go { in_cgroup: bool },
+    Go {
+        in_cgroup: bool,
+        /// v1 `tasks` files the init writes "0" to, moving itself into its cgroup.
+        #[serde(default)]
+        move_self: Vec<std::path::PathBuf>,
+    },
     /// Runtime to init: the init now sits in its cgroup.
     InCgroup,
     /// Intermediate process to runtime: the pid of the real init, forked into a joined
