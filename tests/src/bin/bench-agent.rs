@@ -104,6 +104,13 @@ fn main() {
         .filter(|p| !all.contains(&parent(*p)))
         .map(rss_kib)
         .collect();
+    let supervisor_pss: Vec<f64> = all
+        .iter()
+        .copied()
+        .filter(|p| cmdline(*p).contains(&state.display().to_string()))
+        .filter(|p| !all.contains(&parent(*p)))
+        .map(|p| smaps_kib(p, "Pss:") as f64)
+        .collect();
     for id in &ids {
         b.cmd(&["stop-task", id]);
     }
@@ -157,6 +164,10 @@ fn main() {
             "  supervisor RSS, median of {:<3}   {:>8.1} MiB",
             supervisors.len(),
             median(supervisors.iter().map(|k| *k as f64).collect()) / 1024.0
+        );
+        println!(
+            "  supervisor PSS (its share)       {:>8.1} MiB",
+            median(supervisor_pss) / 1024.0
         );
     }
     let br = median(berth_run);
@@ -301,6 +312,17 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|t| {
             t.lines()
                 .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn smaps_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
