@@ -21,7 +21,11 @@ fn main() {
     let mut bundle = Bundle::new("bench");
     bundle.args(&["/bin/true"]).terminal(false);
     let berth = runtime_bin();
-    let root = tempfile::tempdir().expect("temp dir");
+    // State roots under /run, where the runtimes keep them by default.
+    let root = tempfile::Builder::new()
+        .prefix("berth-bench")
+        .tempdir_in("/run")
+        .expect("temp dir in /run");
     let b = bundle.path().to_path_buf();
 
     let mut peers: Vec<(&str, Vec<String>)> = vec![(
