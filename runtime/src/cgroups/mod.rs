@@ -1,6 +1,8 @@
 //! A container's cgroup on v1, v2 and hybrid hosts: where it lives, its limits, its
 //! processes, freezing, stats and OOM kills. Files are written directly; no library.
 
+mod bpf;
+mod devices;
 mod error;
 mod freezer;
 mod host;
