@@ -111,6 +111,25 @@ impl ContainerCgroup {
         cgroup
     }
 
+    /// The cgroup at `cgroup` (an absolute path from each hierarchy's root, such as
+    /// `/berth/task/ID`) in every mounted hierarchy, whether it exists or not.
+    pub fn at(cgroup: &str) -> Self {
+        let mut found = ContainerCgroup {
+            v1: Vec::new(),
+            unified: None,
+        };
+        for hierarchy in hierarchies() {
+            let Some(dir) = hierarchy.dir_of(cgroup) else {
+                continue;
+            };
+            match hierarchy.controllers {
+                Some(names) => found.v1.push((names, dir)),
+                None => found.unified = Some(dir),
+            }
+        }
+        found
+    }
+
     /// Every directory of this cgroup, v1 and v2.
     pub fn dirs(&self) -> Vec<PathBuf> {
         self.v1
@@ -173,6 +192,32 @@ impl ContainerCgroup {
         Duration::from_micros(micros)
     }
 
+    /// The memory soft limit in bytes: v1 `memory.soft_limit_in_bytes` or v2 `memory.low`.
+    #[track_caller]
+    pub fn memory_soft_limit(&self) -> u64 {
+        let path = self.file("memory", "memory.soft_limit_in_bytes", "memory.low");
+        let text = self.read(&path);
+        text.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {e}: {text:?}", path.display()))
+    }
+
+    /// The pids of every process in the cgroup and its descendants, in any hierarchy.
+    pub fn procs_below(&self) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for dir in self.dirs() {
+            collect_procs(&dir, &mut pids);
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// The directories of this cgroup that still exist.
+    pub fn existing_dirs(&self) -> Vec<PathBuf> {
+        self.dirs().into_iter().filter(|dir| dir.exists()).collect()
+    }
+
     /// The pids of the processes in the cgroup.
     #[track_caller]
     pub fn procs(&self) -> Vec<i32> {
@@ -186,6 +231,24 @@ impl ContainerCgroup {
     /// Whether every directory of this cgroup is gone.
     pub fn is_removed(&self) -> bool {
         self.dirs().iter().all(|dir| !dir.exists())
+    }
+}
+
+/// Adds the pids in `dir/cgroup.procs` and in every cgroup below `dir`.
+fn collect_procs(dir: &Path, pids: &mut Vec<i32>) {
+    if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+        pids.extend(
+            text.lines()
+                .filter_map(|line| line.trim().parse::<i32>().ok()),
+        );
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            collect_procs(&entry.path(), pids);
+        }
     }
 }
 

@@ -1,17 +1,25 @@
-//! The one harness behind berth's integration tests: it finds the runtime under test, builds
-//! the busybox image once, and hands out bundles, runtimes, cgroup readers and consoles.
+//! The one harness behind berth's integration tests: it finds the binaries under test, builds
+//! the busybox image once, and hands out bundles, runtimes, agents, cgroup readers, consoles,
+//! image stores, registries and hand-made image layouts.
 //!
 //! Tests run as root, in parallel threads and processes, so every container id, bundle,
 //! state root and network namespace a test makes is unique to it.
 
+pub mod agent;
+pub mod berth;
 pub mod bundle;
 pub mod cgroup;
 pub mod console;
 pub mod containerd;
 pub mod image;
 pub mod netns;
+pub mod oci;
+pub mod registry;
 pub mod runtime;
+pub mod tree;
 
+pub use agent::Agent;
+pub use berth::Berth;
 pub use bundle::Bundle;
 pub use cgroup::ContainerCgroup;
 pub use console::ConsoleSocket;
@@ -76,6 +84,22 @@ pub fn runtime_bin() -> PathBuf {
         bin.is_file(),
         "{}: not built; run `cargo build -p berth-runtime` with the same profile first, \
          or set BERTH_TEST_RUNTIME to a runc-compatible binary",
+        bin.display()
+    );
+    bin
+}
+
+/// The `berth` binary under test: `BERTH_TEST_BERTH` if set, else the `berth` built by the
+/// same cargo profile as this test. Its `berth-supervisor` must sit next to it.
+pub fn berth_bin() -> PathBuf {
+    if let Some(bin) = env::var_os("BERTH_TEST_BERTH").filter(|bin| !bin.is_empty()) {
+        return PathBuf::from(bin);
+    }
+    let bin = profile_dir().join("berth");
+    assert!(
+        bin.is_file(),
+        "{}: not built; run `cargo build -p berth-agent -p berth-runtime` with the same \
+         profile first, or set BERTH_TEST_BERTH",
         bin.display()
     );
     bin

@@ -229,3 +229,60 @@ fn a_seccomp_errno_rule_refuses_the_syscall() {
         "mkdir created /tmp/d"
     );
 }
+
+/// CVE-2019-5736: while the init of a created container waits for `start` it still is the
+/// runtime's binary; a process in the container must not be able to reach it through
+/// /proc/1/exe (the init keeps the runtime's capabilities until it execs, and is not
+/// dumpable). Once the init has exec'd, /proc/1/exe is the container's own program and
+/// readable, which shows the check can tell the two apart.
+#[test]
+fn the_waiting_init_does_not_expose_the_runtime_binary() {
+    let mut bundle = Bundle::new("cve-2019-5736");
+    bundle.args(&["sleep", "30"]);
+    let runtime = Runtime::new();
+    let id = runtime.new_id("exe");
+    runtime.create(&id, &bundle).ok("create");
+
+    let waiting = runtime.exec(&id, &["sh", "-c", "cat /proc/1/exe > /dev/null"]);
+    assert!(
+        !waiting.success(),
+        "the created container's init exposed /proc/1/exe: {}",
+        waiting.stdout
+    );
+    assert!(
+        waiting.stderr.contains("Permission denied"),
+        "expected EACCES on /proc/1/exe, got: {}",
+        waiting.stderr
+    );
+
+    runtime.start(&id).ok("start");
+    runtime
+        .exec(&id, &["sh", "-c", "cat /proc/1/exe > /dev/null"])
+        .ok("after start, /proc/1/exe is the container's own sleep");
+    runtime.delete_force(&id).ok("delete");
+}
+
+/// The process starts with default signal dispositions and nothing blocked, whatever the
+/// caller had (the runtime itself is a Rust program that ignores SIGPIPE; a supervisor
+/// blocks SIGTERM for its signalfd).
+#[test]
+fn the_process_starts_with_default_signals() {
+    let mut bundle = Bundle::new("signals");
+    bundle.args(&["cat", "/proc/self/status"]);
+    let runtime = Runtime::new();
+
+    let out = runtime.run(&runtime.new_id("signals"), &bundle).ok("run");
+
+    for field in ["SigBlk", "SigIgn"] {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(field))
+            .unwrap_or_else(|| panic!("no {field} in /proc/self/status: {}", out.stdout));
+        let mask = line.split_whitespace().nth(1).unwrap_or_default();
+        assert!(
+            mask.chars().all(|c| c == '0'),
+            "{field} should be empty, got {mask}"
+        );
+    }
+}

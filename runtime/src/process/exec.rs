@@ -66,6 +66,9 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<i32> {
     let pid = match forked {
         Forked::Child => {
             drop(parent);
+            // SAFETY: prctl with integer arguments. Until execve this process is the
+            // runtime binary inside the container: nothing there may open its /proc/PID/exe.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
             let msg = match join_and_exec(cfg, &child, &joins) {
                 Ok(never) => match never {},
                 Err(msg) => msg,

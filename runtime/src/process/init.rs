@@ -289,8 +289,47 @@ pub fn exec_process(
         }
     }
     close_stray_fds(preserve_fds)?;
+    reset_signals();
     let err = nix::unistd::execve(exec, argv, envp).unwrap_err();
     Err(format!("exec {}: {err}", exec.to_string_lossy()))
+}
+
+/// The process starts with every signal at its default action and none blocked, whatever
+/// the caller had: a supervisor that blocks SIGTERM for its signalfd, or Rust's ignored
+/// SIGPIPE, must not leak into the container (a shell's `trap ... TERM` would never fire).
+fn reset_signals() {
+    // The kernel's struct sigaction: glibc's wrapper refuses the signals it reserves for
+    // itself (32, 33), which a parent may still have left ignored.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid struct of the kernel's layout and size 8 sets
+        // the default action; the old action is not asked for.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
 }
 
 /// Marks every fd above stdio and the preserved ones close-on-exec, so nothing of the

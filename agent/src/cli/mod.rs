@@ -1,0 +1,129 @@
+//! The `berth` command line: global flags here, one file per command group that parses
+//! its arguments and calls the library. Errors become one line on stderr and exit code 1.
+
+mod agent;
+mod image;
+mod logs;
+mod output;
+mod progress;
+mod run;
+mod tasks;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use output::OutputFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Run ECS-style tasks on this host, without Docker"
+)]
+pub struct Cli {
+    /// Where berth keeps its state: images, tasks, the database
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_STATE_DIR",
+        default_value = "/var/lib/berth",
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
+    /// How results are printed: tables for people, JSON for scripts
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// The agent's API socket
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_SOCKET",
+        default_value = "/run/berth/berth.sock",
+        value_name = "PATH"
+    )]
+    pub socket: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pull, import, list, remove and unpack images
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Run the agent: the API on --socket, tasks under their supervisors
+    Agent(agent::AgentArgs),
+    /// Register, run and follow one task in the foreground, without the agent daemon
+    Run(run::RunArgs),
+    /// Print a task's container logs
+    Logs(logs::LogsArgs),
+    /// Register a task definition (a new revision of its family)
+    RegisterTaskDefinition(tasks::RegisterArgs),
+    DescribeTaskDefinition(tasks::TaskDefinitionArg),
+    ListTaskDefinitions(tasks::ListDefinitionsArgs),
+    ListTaskDefinitionFamilies(tasks::ListFamiliesArgs),
+    /// Mark a revision INACTIVE (running tasks are not touched)
+    DeregisterTaskDefinition(tasks::TaskDefinitionArg),
+    /// Start tasks from a task definition
+    RunTask(tasks::RunTaskArgs),
+    DescribeTasks(tasks::DescribeTasksArgs),
+    ListTasks(tasks::ListTasksArgs),
+    /// Stop a task: SIGTERM, then SIGKILL after each container's stopTimeout
+    StopTask(tasks::StopTaskArgs),
+    ListClusters,
+    DescribeClusters,
+    ListContainerInstances,
+    DescribeContainerInstances,
+}
+
+/// What every command gets besides its own arguments.
+pub struct Context {
+    pub state_dir: PathBuf,
+    pub output: OutputFormat,
+    pub socket: PathBuf,
+}
+
+impl Context {
+    /// One ECS action on the agent's API.
+    pub fn call(
+        &self,
+        action: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        berth_agent::api::client::Client::new(&self.socket)
+            .call(action, body)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+/// Runs the command; the value is the exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    let ctx = Context {
+        state_dir: cli.state_dir,
+        output: cli.output,
+        socket: cli.socket,
+    };
+    let done = |r: anyhow::Result<()>| r.map(|()| 0);
+    match cli.command {
+        Command::Image(command) => done(image::run(&ctx, command)),
+        Command::Agent(a) => done(agent::run(&ctx, &a)),
+        Command::Run(a) => run::run(&ctx, &a),
+        Command::Logs(a) => done(logs::run(&ctx, &a)),
+        Command::RegisterTaskDefinition(a) => done(tasks::register(&ctx, &a)),
+        Command::DescribeTaskDefinition(a) => done(tasks::describe_definition(&ctx, &a)),
+        Command::ListTaskDefinitions(a) => done(tasks::list_definitions(&ctx, &a)),
+        Command::ListTaskDefinitionFamilies(a) => done(tasks::list_families(&ctx, &a)),
+        Command::DeregisterTaskDefinition(a) => done(tasks::deregister(&ctx, &a)),
+        Command::RunTask(a) => done(tasks::run_task(&ctx, &a)),
+        Command::DescribeTasks(a) => done(tasks::describe_tasks(&ctx, &a)),
+        Command::ListTasks(a) => done(tasks::list_tasks(&ctx, &a)),
+        Command::StopTask(a) => done(tasks::stop_task(&ctx, &a)),
+        Command::ListClusters => done(tasks::simple(&ctx, "ListClusters")),
+        Command::DescribeClusters => done(tasks::simple(&ctx, "DescribeClusters")),
+        Command::ListContainerInstances => done(tasks::simple(&ctx, "ListContainerInstances")),
+        Command::DescribeContainerInstances => {
+            done(tasks::simple(&ctx, "DescribeContainerInstances"))
+        }
+    }
+}

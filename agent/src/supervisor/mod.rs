@@ -1,0 +1,668 @@
+//! The per-task supervisor: a small process, started by the agent and detached from it,
+//! that creates the task's containers through the runtime library in dependsOn order,
+//! owns their stdout and stderr (json-file logs), waits for their exits, stops them with
+//! SIGTERM then SIGKILL after their stopTimeout, and writes every change to
+//! `status.json` atomically. The agent may die and come back at any time: the supervisor
+//! and the containers go on, and the status file holds the truth.
+
+pub mod logs;
+pub mod sandbox;
+pub mod task;
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_runtime::cgroups::{Cgroup, Host};
+use berth_runtime::container::state::{now_rfc3339, write_atomic};
+use berth_runtime::{Container, CreateOptions};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+
+use logs::LogFile;
+use task::{
+    Condition, ContainerSpec, ContainerStatus, STATUS_FILE, STOP_FILE, StopRequest, TASK_FILE,
+    TaskSpec, TaskStatus,
+};
+
+pub const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
+pub const ESSENTIAL_EXITED: &str = "Essential container in task exited";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Pending,
+    Running,
+    Stopped,
+}
+
+struct Member {
+    spec: ContainerSpec,
+    phase: Phase,
+    container: Option<Container>,
+    pid: Option<i32>,
+    exit_code: Option<i32>,
+    /// stdout and stderr read ends, until they reach end of file.
+    streams: [Option<OwnedFd>; 2],
+    log: Option<LogFile>,
+    /// When SIGKILL follows the SIGTERM of a stop.
+    kill_at: Option<Instant>,
+    status: ContainerStatus,
+}
+
+struct Supervisor {
+    dir: PathBuf,
+    task: TaskSpec,
+    status: TaskStatus,
+    members: Vec<Member>,
+    task_cgroup: Option<Cgroup>,
+    sandbox: Option<i32>,
+    stopping: bool,
+}
+
+/// Runs the task in `task_dir` to its end; the return value is the process exit code.
+pub fn run(task_dir: &Path) -> i32 {
+    let text = match std::fs::read(task_dir.join(TASK_FILE)) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "berth-supervisor: read {}: {e}",
+                task_dir.join(TASK_FILE).display()
+            );
+            return 2;
+        }
+    };
+    let task: TaskSpec = match serde_json::from_slice(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "berth-supervisor: {}: {e}",
+                task_dir.join(TASK_FILE).display()
+            );
+            return 2;
+        }
+    };
+    // SAFETY: prctl with integer arguments: orphans of the containers come to us.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
+        mask.add(s);
+    }
+    if mask.thread_block().is_err() {
+        return 2;
+    }
+    let Ok(sigfd) = SignalFd::with_flags(
+        &mask,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    ) else {
+        return 2;
+    };
+    let mut sup = Supervisor::new(task_dir, task);
+    sup.save();
+    if let Err(reason) = sup.prepare() {
+        sup.fail_to_start(&reason);
+    }
+    sup.event_loop(&sigfd);
+    sup.teardown();
+    0
+}
+
+impl Supervisor {
+    fn new(dir: &Path, task: TaskSpec) -> Supervisor {
+        let members = task
+            .containers
+            .iter()
+            .map(|c| Member {
+                spec: c.clone(),
+                phase: Phase::Pending,
+                container: None,
+                pid: None,
+                exit_code: None,
+                streams: [None, None],
+                log: None,
+                kill_at: None,
+                status: ContainerStatus {
+                    last_status: "PENDING".into(),
+                    runtime_id: runtime_id(&task.task_id, &c.name),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let status = TaskStatus {
+            last_status: "PENDING".into(),
+            supervisor_pid: std::process::id(),
+            ..Default::default()
+        };
+        Supervisor {
+            dir: dir.to_path_buf(),
+            task,
+            status,
+            members,
+            task_cgroup: None,
+            sandbox: None,
+            stopping: false,
+        }
+    }
+
+    /// The task cgroup and the namespace holder, before any container.
+    fn prepare(&mut self) -> Result<(), String> {
+        let host = Host::detect().map_err(|e| e.to_string())?;
+        let cg = Cgroup::new(
+            &host,
+            Some(Path::new(&self.task.task_cgroup)),
+            &self.task.task_id,
+        )
+        .map_err(|e| e.to_string())?;
+        cg.create().map_err(|e| e.to_string())?;
+        self.task_cgroup = Some(cg.clone());
+        if let Some(res) = &self.task.task_resources {
+            cg.apply(res).map_err(|e| e.to_string())?;
+        }
+        if !self.task.shared_namespaces.is_empty() {
+            let pid = sandbox::start(&self.task.shared_namespaces, self.task.hostname.as_deref())?;
+            // The holder lives in the task's cgroup, like ECS's pause container.
+            let _ = cg.add_process(pid);
+            self.sandbox = Some(pid);
+        }
+        Ok(())
+    }
+
+    fn fail_to_start(&mut self, reason: &str) {
+        self.begin_stop("TaskFailedToStart", reason);
+    }
+
+    fn event_loop(&mut self, sigfd: &SignalFd) {
+        loop {
+            if !self.stopping {
+                self.start_ready_containers();
+            }
+            self.update_task_phase();
+            if self.members.iter().all(|m| m.phase != Phase::Running) && self.stopping {
+                return;
+            }
+            if self.members.iter().all(|m| m.phase == Phase::Stopped) {
+                return;
+            }
+            let timeout = self.next_deadline();
+            let mut fds: Vec<nix::poll::PollFd> = vec![nix::poll::PollFd::new(
+                sigfd.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let mut which = Vec::new();
+            for (i, m) in self.members.iter().enumerate() {
+                for (s, fd) in m.streams.iter().enumerate() {
+                    if let Some(fd) = fd {
+                        fds.push(nix::poll::PollFd::new(
+                            fd.as_fd(),
+                            nix::poll::PollFlags::POLLIN,
+                        ));
+                        which.push((i, s));
+                    }
+                }
+            }
+            let ms = timeout
+                .map(|d| d.as_millis().min(60_000) as u16)
+                .unwrap_or(60_000u16);
+            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            drop(fds);
+            for (k, (i, s)) in which.iter().enumerate() {
+                if ready[k + 1] {
+                    self.drain(*i, *s, false);
+                }
+            }
+            if ready[0] {
+                while let Ok(Some(info)) = sigfd.read_signal() {
+                    match info.ssi_signo as i32 {
+                        libc::SIGCHLD => self.reap(),
+                        _ => self.stop_requested(),
+                    }
+                }
+            }
+            self.kill_overdue();
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Duration> {
+        let now = Instant::now();
+        self.members
+            .iter()
+            .filter_map(|m| m.kill_at)
+            .map(|t| t.saturating_duration_since(now))
+            .min()
+    }
+
+    /// Starts every pending container whose dependencies are met; fails the task when a
+    /// dependency can no longer be met or a container cannot start.
+    fn start_ready_containers(&mut self) {
+        loop {
+            let mut started_any = false;
+            for i in 0..self.members.len() {
+                if self.members[i].phase != Phase::Pending {
+                    continue;
+                }
+                match self.dependencies_met(i) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(reason) => {
+                        self.mark_never_started(i, &reason);
+                        self.begin_stop("TaskFailedToStart", &reason);
+                        return;
+                    }
+                }
+                if let Err(e) = self.start_member(i) {
+                    let reason = format!("CannotStartContainerError: {e}");
+                    self.mark_never_started(i, &reason);
+                    self.begin_stop("TaskFailedToStart", &reason);
+                    return;
+                }
+                started_any = true;
+            }
+            if !started_any {
+                return;
+            }
+        }
+    }
+
+    fn dependencies_met(&self, i: usize) -> Result<bool, String> {
+        for dep in &self.members[i].spec.depends_on {
+            let Some(d) = self.members.iter().find(|m| m.spec.name == dep.container) else {
+                return Err(format!("dependsOn: no container {:?}", dep.container));
+            };
+            let met = match dep.condition {
+                Condition::Start => d.phase != Phase::Pending,
+                Condition::Complete => d.phase == Phase::Stopped,
+                Condition::Success => {
+                    if d.phase == Phase::Stopped && d.exit_code != Some(0) {
+                        return Err(format!(
+                            "dependency {:?} of container {:?} exited with {} instead of succeeding",
+                            dep.container,
+                            self.members[i].spec.name,
+                            d.exit_code
+                                .map(|c| c.to_string())
+                                .unwrap_or_else(|| "no exit code".into())
+                        ));
+                    }
+                    d.phase == Phase::Stopped
+                }
+                Condition::Healthy => {
+                    return Err(format!(
+                        "dependsOn {:?} HEALTHY: health checks are not supported yet",
+                        dep.container
+                    ));
+                }
+            };
+            if d.phase == Phase::Stopped && d.pid.is_none() && dep.condition == Condition::Start {
+                return Err(format!("dependency {:?} never started", dep.container));
+            }
+            if !met {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn start_member(&mut self, i: usize) -> Result<(), String> {
+        let bundle = self.dir.join("containers").join(&self.members[i].spec.name);
+        let rootfs = bundle.join("rootfs");
+        mount_rootfs(&self.members[i].spec, &bundle, &rootfs)?;
+
+        let mut spec = self.members[i].spec.spec.clone();
+        if let Some(pid) = self.sandbox {
+            fill_namespace_paths(&mut spec, pid);
+        }
+        let config = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
+        write_atomic(&bundle.join("config.json"), &config).map_err(|e| e.to_string())?;
+
+        let logs = self.dir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| format!("create {}: {e}", logs.display()))?;
+        let log_path = logs.join(format!("{}.log", self.members[i].spec.name));
+        let log = LogFile::open(
+            &log_path,
+            self.members[i].spec.log_max_size,
+            self.members[i].spec.log_max_files,
+        )
+        .map_err(|e| format!("open {}: {e}", log_path.display()))?;
+
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let id = self.members[i].status.runtime_id.clone();
+        let opts = CreateOptions {
+            id: id.clone(),
+            bundle: bundle.clone(),
+            ..Default::default()
+        };
+        // The init inherits this process's stdio: point it at the log pipes for the clone.
+        let created = with_stdio(&out_w, &err_w, || {
+            Container::create(&self.task.runtime_root, &opts)
+        });
+        drop(out_w);
+        drop(err_w);
+        let container = created.map_err(|e| e.to_string())?;
+        container.start().map_err(|e| e.to_string())?;
+        let now = now_rfc3339();
+        let m = &mut self.members[i];
+        m.pid = Some(container.saved.pid);
+        m.container = Some(container);
+        m.phase = Phase::Running;
+        m.streams = [Some(out_r), Some(err_r)];
+        m.log = Some(log);
+        m.status.last_status = "RUNNING".into();
+        m.status.pid = m.pid;
+        m.status.started_at = Some(now);
+        self.save();
+        Ok(())
+    }
+
+    fn mark_never_started(&mut self, i: usize, reason: &str) {
+        let m = &mut self.members[i];
+        m.phase = Phase::Stopped;
+        m.status.last_status = "STOPPED".into();
+        m.status.reason = Some(reason.to_string());
+        m.status.stopped_at = Some(now_rfc3339());
+    }
+
+    /// PENDING until every essential container runs, then RUNNING.
+    fn update_task_phase(&mut self) {
+        if self.status.last_status == "PENDING"
+            && !self.stopping
+            && self
+                .members
+                .iter()
+                .filter(|m| m.spec.essential)
+                .all(|m| m.phase == Phase::Running)
+        {
+            self.status.last_status = "RUNNING".into();
+            self.status.started_at = Some(now_rfc3339());
+            self.save();
+        }
+    }
+
+    fn drain(&mut self, i: usize, s: usize, to_eof: bool) {
+        let m = &mut self.members[i];
+        let Some(fd) = &m.streams[s] else { return };
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match nix::unistd::read(fd, &mut buf) {
+                Ok(0) => {
+                    if let Some(log) = &mut m.log {
+                        let _ = log.flush_partial(s, &now_rfc3339());
+                    }
+                    m.streams[s] = None;
+                    return;
+                }
+                Ok(n) => {
+                    if let Some(log) = &mut m.log {
+                        let _ = log.write(s, &buf[..n], &now_rfc3339());
+                    }
+                    if !to_eof {
+                        return;
+                    }
+                }
+                Err(nix::Error::EINTR) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let (pid, code) = match waitpid(None::<nix::unistd::Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, c)) => (pid.as_raw(), c),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid.as_raw(), 128 + sig as i32),
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(_) => continue,
+            };
+            if Some(pid) == self.sandbox {
+                self.sandbox = None;
+                continue;
+            }
+            let Some(i) = self
+                .members
+                .iter()
+                .position(|m| m.pid == Some(pid) && m.phase == Phase::Running)
+            else {
+                continue;
+            };
+            self.container_exited(i, code);
+        }
+    }
+
+    fn container_exited(&mut self, i: usize, code: i32) {
+        let oom = self.members[i]
+            .container
+            .as_ref()
+            .and_then(|c| c.saved.cgroup.as_ref())
+            .and_then(|cg| cg.oom_kills().ok())
+            .is_some_and(|n| n > 0);
+        let m = &mut self.members[i];
+        m.phase = Phase::Stopped;
+        m.exit_code = Some(code);
+        m.kill_at = None;
+        m.status.last_status = "STOPPED".into();
+        m.status.exit_code = Some(code);
+        m.status.stopped_at = Some(now_rfc3339());
+        if oom {
+            m.status.reason = Some(OOM_REASON.into());
+        }
+        // What is left in the pipes belongs to the log; processes that still hold the
+        // write end (orphans) are killed with the container below.
+        if let Some(c) = m.container.take() {
+            let _ = c.delete(true);
+        }
+        for s in 0..2 {
+            self.drain(i, s, true);
+        }
+        let essential = self.members[i].spec.essential;
+        self.save();
+        if essential && !self.stopping {
+            self.status.essential_exited = Some(self.members[i].spec.name.clone());
+            self.begin_stop("EssentialContainerExited", ESSENTIAL_EXITED);
+        }
+    }
+
+    fn stop_requested(&mut self) {
+        let req: StopRequest = std::fs::read(self.dir.join(STOP_FILE))
+            .ok()
+            .and_then(|t| serde_json::from_slice(&t).ok())
+            .unwrap_or_else(|| StopRequest {
+                stop_code: "UserInitiated".into(),
+                reason: "Task stopped by user".into(),
+            });
+        self.begin_stop(&req.stop_code, &req.reason);
+    }
+
+    /// SIGTERM to every running container; SIGKILL follows after its stopTimeout.
+    fn begin_stop(&mut self, code: &str, reason: &str) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        self.status.stop_code = Some(code.into());
+        self.status.stopped_reason = Some(reason.into());
+        self.status.stopping_at = Some(now_rfc3339());
+        self.status.last_status = "STOPPING".into();
+        let now = Instant::now();
+        for m in &mut self.members {
+            match m.phase {
+                Phase::Running => {
+                    if let Some(c) = &m.container {
+                        let _ = c.kill(libc::SIGTERM, false);
+                    }
+                    m.kill_at = Some(now + m.spec.stop_timeout());
+                }
+                Phase::Pending => {
+                    m.phase = Phase::Stopped;
+                    m.status.last_status = "STOPPED".into();
+                }
+                Phase::Stopped => {}
+            }
+        }
+        self.save();
+    }
+
+    fn kill_overdue(&mut self) {
+        let now = Instant::now();
+        for m in &mut self.members {
+            if m.phase == Phase::Running && m.kill_at.is_some_and(|t| t <= now) {
+                if let Some(c) = &m.container {
+                    let _ = c.kill(libc::SIGKILL, true);
+                }
+                m.kill_at = None;
+            }
+        }
+    }
+
+    /// Everything the task made goes: containers, rootfs mounts, the task cgroup, the
+    /// namespace holder. Then the task is STOPPED.
+    fn teardown(&mut self) {
+        for m in &mut self.members {
+            if let Some(c) = m.container.take() {
+                let _ = c.delete(true);
+            }
+            let rootfs = self
+                .dir
+                .join("containers")
+                .join(&m.spec.name)
+                .join("rootfs");
+            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+        }
+        if let Some(pid) = self.sandbox.take() {
+            // SAFETY: kill(2) on the holder this process forked.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = &self.task_cgroup {
+            let _ = cg.kill_all(libc::SIGKILL);
+            let _ = cg.remove();
+        }
+        if self.status.stop_code.is_none() {
+            self.status.stop_code = Some("EssentialContainerExited".into());
+            self.status.stopped_reason = Some(ESSENTIAL_EXITED.into());
+        }
+        let now = now_rfc3339();
+        self.status.stopping_at.get_or_insert_with(|| now.clone());
+        self.status.stopped_at = Some(now);
+        self.status.last_status = "STOPPED".into();
+        self.save();
+    }
+
+    fn save(&mut self) {
+        self.status.containers = self
+            .members
+            .iter()
+            .map(|m| (m.spec.name.clone(), m.status.clone()))
+            .collect::<BTreeMap<_, _>>();
+        if let Ok(text) = serde_json::to_vec_pretty(&self.status) {
+            let _ = write_atomic(&self.dir.join(STATUS_FILE), &text);
+        }
+        if let Some(sock) = &self.task.notify_socket {
+            if let Ok(s) = std::os::unix::net::UnixDatagram::unbound() {
+                let _ = s.send_to(self.task.task_id.as_bytes(), sock);
+            }
+        }
+    }
+}
+
+pub fn runtime_id(task_id: &str, container: &str) -> String {
+    format!("{task_id}-{container}")
+}
+
+/// Placeholders `{sandbox}` in namespace paths become the holder's pid.
+fn fill_namespace_paths(spec: &mut oci_spec::runtime::Spec, sandbox: i32) {
+    let Some(linux) = spec.linux_mut() else {
+        return;
+    };
+    let Some(nss) = linux.namespaces_mut() else {
+        return;
+    };
+    for ns in nss.iter_mut() {
+        if let Some(p) = ns.path() {
+            let s = p
+                .to_string_lossy()
+                .replace("{sandbox}", &sandbox.to_string());
+            ns.set_path(Some(PathBuf::from(s)));
+        }
+    }
+}
+
+/// The container's rootfs: an overlay of the image's layers with a fresh upper and work
+/// directory, so nothing is copied per container.
+fn mount_rootfs(c: &ContainerSpec, bundle: &Path, rootfs: &Path) -> Result<(), String> {
+    let upper = bundle.join("upper");
+    let work = bundle.join("work");
+    if let (Some(digest), Some(dir)) = (&c.image, &c.image_store) {
+        use berth_runtime::image::{Digest, Store};
+        std::fs::create_dir_all(rootfs).map_err(|e| format!("create {}: {e}", rootfs.display()))?;
+        let store = Store::open(dir).map_err(|e| e.to_string())?;
+        let digest = Digest::parse(digest).map_err(|e| e.to_string())?;
+        let image = store.load_image(&digest).map_err(|e| e.to_string())?;
+        return store
+            .mount_rootfs(&image, &upper, &work, rootfs)
+            .map_err(|e| e.to_string());
+    }
+    let layers = &c.layers;
+    for d in [&upper, &work, &rootfs.to_path_buf()] {
+        std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+    }
+    if layers.is_empty() {
+        return Err("the image has no layers".into());
+    }
+    let lower: Vec<String> = layers.iter().map(|l| l.display().to_string()).collect();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    );
+    nix::mount::mount(
+        Some("overlay"),
+        rootfs,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| format!("mount overlay on {}: {e}", rootfs.display()))
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+/// Runs `f` with fd 0 on /dev/null and fds 1 and 2 on the given pipes, then puts the
+/// supervisor's own stdio back.
+fn with_stdio<T>(out: &OwnedFd, err: &OwnedFd, f: impl FnOnce() -> T) -> T {
+    let saved: Vec<i32> = (0..3)
+        // SAFETY: dup(2) of the standard descriptors.
+        .map(|fd| unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) })
+        .collect();
+    let null = std::fs::File::open("/dev/null").ok();
+    // SAFETY: dup2 onto this process's stdio; the originals are saved above.
+    unsafe {
+        if let Some(n) = &null {
+            libc::dup2(n.as_raw_fd(), 0);
+        }
+        libc::dup2(out.as_raw_fd(), 1);
+        libc::dup2(err.as_raw_fd(), 2);
+    }
+    let r = f();
+    for (fd, s) in saved.iter().enumerate() {
+        if *s >= 0 {
+            // SAFETY: restoring the saved descriptors, then closing the copies.
+            unsafe {
+                libc::dup2(*s, fd as i32);
+                libc::close(*s);
+            }
+        }
+    }
+    r
+}

@@ -1,0 +1,117 @@
+//! What the agent hands a supervisor (`task.json` in the task's directory) and what the
+//! supervisor reports back (`status.json`, replaced atomically on every change).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use oci_spec::runtime::{LinuxResources, Spec};
+use serde::{Deserialize, Serialize};
+
+/// A task, ready to run: every container's runtime spec is complete but for the rootfs
+/// (mounted by the supervisor from `layers`) and the shared namespace paths (the
+/// supervisor's sandbox process holds those).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub task_id: String,
+    /// cgroupsPath of the task's cgroup; containers' cgroups are its children.
+    pub task_cgroup: String,
+    pub task_resources: Option<LinuxResources>,
+    /// Namespaces the task's containers share ("network", "ipc", "uts"), created by the
+    /// sandbox process, with the hostname it sets.
+    pub shared_namespaces: Vec<String>,
+    pub hostname: Option<String>,
+    pub containers: Vec<ContainerSpec>,
+    /// Where the runtime keeps container state.
+    pub runtime_root: PathBuf,
+    /// A unix datagram socket the agent listens on; each status change is announced there.
+    pub notify_socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub essential: bool,
+    pub depends_on: Vec<Dependency>,
+    pub stop_timeout_secs: u64,
+    /// The image (manifest digest) in the image store under `image_store`, whose
+    /// snapshots become the rootfs: an overlay with a fresh upper directory.
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub image_store: Option<PathBuf>,
+    /// Without an image: directories to overlay, top first.
+    #[serde(default)]
+    pub layers: Vec<PathBuf>,
+    pub log_max_size: Option<u64>,
+    pub log_max_files: u32,
+    pub spec: Spec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Condition {
+    Start,
+    Complete,
+    Success,
+    Healthy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Dependency {
+    pub container: String,
+    pub condition: Condition,
+}
+
+impl ContainerSpec {
+    pub fn stop_timeout(&self) -> Duration {
+        Duration::from_secs(self.stop_timeout_secs)
+    }
+}
+
+/// The task as the supervisor sees it, in ECS's words.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TaskStatus {
+    /// PENDING, RUNNING, DEACTIVATING, STOPPING, STOPPED
+    pub last_status: String,
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    pub started_at: Option<String>,
+    pub stopping_at: Option<String>,
+    pub stopped_at: Option<String>,
+    pub supervisor_pid: u32,
+    /// The essential container whose exit stopped the task.
+    #[serde(default)]
+    pub essential_exited: Option<String>,
+    pub containers: BTreeMap<String, ContainerStatus>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ContainerStatus {
+    /// PENDING, RUNNING, STOPPED
+    pub last_status: String,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub pid: Option<i32>,
+    pub started_at: Option<String>,
+    pub stopped_at: Option<String>,
+    /// Host path of the container's cgroup directory holding its memory controller, for
+    /// stats.
+    pub runtime_id: String,
+}
+
+/// A stop the agent asks for: written to `stop.json` before the supervisor gets SIGTERM.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StopRequest {
+    pub stop_code: String,
+    pub reason: String,
+}
+
+pub const TASK_FILE: &str = "task.json";
+pub const STATUS_FILE: &str = "status.json";
+pub const STOP_FILE: &str = "stop.json";
+
+pub fn read_status(task_dir: &Path) -> Option<TaskStatus> {
+    let text = std::fs::read(task_dir.join(STATUS_FILE)).ok()?;
+    serde_json::from_slice(&text).ok()
+}

@@ -1,0 +1,298 @@
+//! A layer blob written into a tree: decompressed (tar, gzip or zstd, told apart by their
+//! magic bytes), read with the tar crate, and every entry written by [`tree::Tree`], which
+//! keeps it inside the tree. The tar crate only reads; it never writes a file.
+
+mod resolve;
+pub mod tree;
+pub mod xattr;
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::stat::fstat;
+use nix::sys::time::TimeSpec;
+use nix::unistd::{Gid, Uid, fchown};
+use tar::EntryType;
+
+pub use resolve::{entry_path, open_in_root};
+pub use tree::{Meta, Node, Tree};
+
+use super::digest::{Digest, Hashing};
+use super::error::{ImageError, Result};
+use super::whiteout::{self, Whiteout};
+
+/// What applying a layer found out.
+pub struct Applied {
+    /// The digest of the uncompressed tar stream.
+    pub diff_id: Digest,
+    /// Directories made opaque, as paths inside the tree; on an overlay they still need
+    /// their xattr set on the upper directory once the overlay is unmounted.
+    pub opaque_dirs: Vec<PathBuf>,
+}
+
+/// How whiteouts are written.
+#[derive(Clone, Copy)]
+pub enum Whiteouts<'a> {
+    /// The tree is the merged view of an overlay mounted at this path: a whiteout is a
+    /// deletion that the overlay records itself, an opaque directory is noted for later.
+    Overlay(&'a Path),
+    /// The tree has nothing below it (a base layer, a bundle): a whiteout deletes what an
+    /// earlier entry of the same layer may have made, and opaque markers have nothing to
+    /// hide.
+    Plain,
+}
+
+/// Writes the layer in `blob` into `tree` and returns its diff ID.
+pub fn apply_layer(
+    mut tree: Tree,
+    blob: &Path,
+    layer: &Digest,
+    whiteouts: Whiteouts<'_>,
+) -> Result<Applied> {
+    let layer_error = |reason: String| ImageError::Layer {
+        layer: layer.clone(),
+        reason,
+    };
+    let file = File::open(blob).map_err(|e| ImageError::io("open", blob, e))?;
+    let input = BufReader::with_capacity(1 << 20, file);
+    let stream = decompress(input).map_err(|e| layer_error(format!("read: {e}")))?;
+    let mut hashing = Hashing::new(stream);
+    let mut opaque_dirs = Vec::new();
+    {
+        let mut archive = tar::Archive::new(&mut hashing);
+        let entries = archive
+            .entries()
+            .map_err(|e| layer_error(format!("read: {e}")))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| layer_error(format!("read: {e}")))?;
+            let raw = entry.path_bytes().into_owned();
+            let entry_error = |reason: String| ImageError::Entry {
+                layer: layer.clone(),
+                path: String::from_utf8_lossy(&raw).into_owned(),
+                reason,
+            };
+            let path = entry_path(&raw).map_err(entry_error)?;
+            let kind = entry.header().entry_type();
+            if matches!(
+                kind,
+                EntryType::XGlobalHeader
+                    | EntryType::XHeader
+                    | EntryType::GNULongName
+                    | EntryType::GNULongLink
+            ) {
+                continue;
+            }
+            if let Some(name) = path.file_name() {
+                let parent = path.parent().unwrap_or(Path::new(""));
+                match whiteout::classify(name) {
+                    Whiteout::None => {}
+                    Whiteout::AufsMetadata => continue,
+                    Whiteout::Remove(target) => {
+                        if !resolve::plain_name(target) {
+                            return Err(entry_error("bad whiteout name".to_string()));
+                        }
+                        tree.remove(&parent.join(target)).map_err(entry_error)?;
+                        continue;
+                    }
+                    Whiteout::Opaque => {
+                        if let Whiteouts::Overlay(mount) = whiteouts {
+                            let dir = opaque_dir(&mut tree, parent, mount).map_err(entry_error)?;
+                            opaque_dirs.push(dir);
+                        }
+                        continue;
+                    }
+                }
+            }
+            let meta = entry_meta(&mut entry).map_err(entry_error)?;
+            let link = entry.link_name_bytes().map(|l| l.into_owned());
+            match kind {
+                EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                    tree.put(&path, Node::File(&mut entry), &meta)
+                }
+                EntryType::Directory => tree.put(&path, Node::Dir, &meta),
+                EntryType::Symlink => {
+                    let target =
+                        link.ok_or_else(|| entry_error("symlink without a target".into()))?;
+                    tree.put(
+                        &path,
+                        Node::Symlink(Path::new(std::ffi::OsStr::from_bytes(&target))),
+                        &meta,
+                    )
+                }
+                EntryType::Link => {
+                    let target =
+                        link.ok_or_else(|| entry_error("hardlink without a target".into()))?;
+                    let target = entry_path(&target)
+                        .map_err(|reason| entry_error(format!("hardlink target: {reason}")))?;
+                    tree.put(&path, Node::Hardlink(&target), &meta)
+                }
+                EntryType::Char | EntryType::Block => {
+                    let dev = device(&entry).map_err(entry_error)?;
+                    let node = if kind == EntryType::Char {
+                        Node::CharDevice(dev)
+                    } else {
+                        Node::BlockDevice(dev)
+                    };
+                    tree.put(&path, node, &meta)
+                }
+                EntryType::Fifo => tree.put(&path, Node::Fifo, &meta),
+                other => Err(format!(
+                    "unsupported tar entry type {:?}",
+                    other.as_byte() as char
+                )),
+            }
+            .map_err(entry_error)?;
+        }
+    }
+    tree.finish().map_err(|(path, reason)| ImageError::Entry {
+        layer: layer.clone(),
+        path: path.display().to_string(),
+        reason,
+    })?;
+    let (diff_id, _) = hashing
+        .finish()
+        .map_err(|e| layer_error(format!("read: {e}")))?;
+    Ok(Applied {
+        diff_id,
+        opaque_dirs,
+    })
+}
+
+/// The stream inside a layer blob: gzip (all members) and zstd are recognised by their
+/// magic numbers, anything else is read as a plain tar.
+pub fn decompress<'a, R: BufRead + 'a>(mut input: R) -> io::Result<Box<dyn Read + 'a>> {
+    let head = input.fill_buf()?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(input)))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(input)?))
+    } else {
+        Ok(Box::new(input))
+    }
+}
+
+/// Copies up the directory of an opaque marker through the overlay and returns where it
+/// lives in the upper directory: the overlay's merged path, minus the mount point.
+fn opaque_dir(tree: &mut Tree, dir: &Path, mount: &Path) -> std::result::Result<PathBuf, String> {
+    let fd = tree.open_dir(dir)?;
+    // A change of owner (to the same owner) makes the overlay copy the directory up.
+    let st = fstat(fd.as_fd()).map_err(|e| format!("stat: {e}"))?;
+    fchown(
+        fd.as_fd(),
+        Some(Uid::from_raw(st.st_uid)),
+        Some(Gid::from_raw(st.st_gid)),
+    )
+    .map_err(|e| format!("copy up: {e}"))?;
+    let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    let real = std::fs::read_link(&link).map_err(|e| format!("locate: {e}"))?;
+    real.strip_prefix(mount)
+        .map(Path::to_path_buf)
+        .map_err(|_| format!("{} is outside the overlay", real.display()))
+}
+
+fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::result::Result<Meta, String> {
+    let header = entry.header();
+    let mode = header.mode().map_err(|e| format!("mode: {e}"))? & 0o7777;
+    let uid = header.uid().map_err(|e| format!("uid: {e}"))?;
+    let gid = header.gid().map_err(|e| format!("gid: {e}"))?;
+    let uid = u32::try_from(uid).map_err(|_| format!("uid {uid} out of range"))?;
+    let gid = u32::try_from(gid).map_err(|_| format!("gid {gid} out of range"))?;
+    let mut mtime = TimeSpec::new(
+        header
+            .mtime()
+            .map_err(|e| format!("mtime: {e}"))?
+            .try_into()
+            .unwrap_or(i64::MAX),
+        0,
+    );
+    let mut xattrs = Vec::new();
+    if let Some(extensions) = entry
+        .pax_extensions()
+        .map_err(|e| format!("pax header: {e}"))?
+    {
+        for extension in extensions {
+            let extension = extension.map_err(|e| format!("pax header: {e}"))?;
+            let key = extension.key_bytes();
+            if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                let name = OsString::from(std::ffi::OsStr::from_bytes(name));
+                if !whiteout::is_overlay_xattr(&name) {
+                    xattrs.push((name, extension.value_bytes().to_vec()));
+                }
+            } else if key == b"mtime" {
+                if let Some(t) = extension.value().ok().and_then(parse_pax_time) {
+                    mtime = t;
+                }
+            }
+        }
+    }
+    Ok(Meta {
+        mode,
+        uid,
+        gid,
+        mtime,
+        xattrs,
+    })
+}
+
+/// A PAX time: decimal seconds with an optional fraction, `1700000000.123456789`.
+fn parse_pax_time(value: &str) -> Option<TimeSpec> {
+    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
+    let secs: i64 = secs.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: i64 = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse().ok()?
+    };
+    Some(TimeSpec::new(secs, nanos))
+}
+
+fn device<R: Read>(entry: &tar::Entry<'_, R>) -> std::result::Result<libc::dev_t, String> {
+    let header = entry.header();
+    let major = header
+        .device_major()
+        .map_err(|e| format!("device major: {e}"))?
+        .unwrap_or(0);
+    let minor = header
+        .device_minor()
+        .map_err(|e| format!("device minor: {e}"))?
+        .unwrap_or(0);
+    Ok(libc::makedev(major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_times() {
+        let t = parse_pax_time("1700000000.5").unwrap();
+        assert_eq!((t.tv_sec(), t.tv_nsec()), (1_700_000_000, 500_000_000));
+        let t = parse_pax_time("12").unwrap();
+        assert_eq!((t.tv_sec(), t.tv_nsec()), (12, 0));
+        assert!(parse_pax_time("x").is_none());
+    }
+
+    #[test]
+    fn compression_is_told_by_magic_bytes() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, b"hello").unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::encode_all(&b"hello"[..], 1).unwrap();
+        for input in [gz, zst, b"hello".to_vec()] {
+            let mut out = String::new();
+            decompress(&input[..])
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            assert_eq!(out, "hello");
+        }
+    }
+}
