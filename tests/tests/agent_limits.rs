@@ -186,8 +186,12 @@ fn run_task_count_beyond_the_remaining_capacity_fails_the_rest() {
         (host_cpu, host_mib)
     );
 
-    // One vCPU each: one task more than the host has CPUs.
-    let mut cpu_bound = task("one-cpu", vec![sh("app", UNTIL_TERM)]);
+    // One vCPU each: one task more than the host has CPUs. They are stopped as soon as
+    // they start, which on a slow machine is before the shell has set its trap, and an
+    // init without a handler ignores SIGTERM: SIGKILL must follow well within TIMEOUT.
+    let mut app = sh("app", UNTIL_TERM);
+    app["stopTimeout"] = json!(2);
+    let mut cpu_bound = task("one-cpu", vec![app]);
     cpu_bound["cpu"] = json!("1024");
     cpu_bound["memory"] = json!("64");
     agent.register(&cpu_bound);

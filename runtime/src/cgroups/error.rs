@@ -46,6 +46,16 @@ pub enum CgroupError {
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
 
+    /// The kernel refused the eBPF program that enforces linux.resources.devices on v2;
+    /// `detail` holds the verifier's log, when it gave one.
+    #[error("linux.resources.devices: eBPF device filter of {}: {step}: {source}{detail}", path.display())]
+    DeviceFilter {
+        step: &'static str,
+        path: PathBuf,
+        source: io::Error,
+        detail: String,
+    },
+
     #[error("add process {pid} to {}: {source}", path.display())]
     AddProcess {
         pid: i32,

@@ -1,6 +1,8 @@
 //! A container's cgroup on v1, v2 and hybrid hosts: where it lives, its limits, its
 //! processes, freezing, stats and OOM kills. Files are written directly; no library.
 
+mod bpf;
+mod devices;
 mod error;
 mod freezer;
 mod host;
@@ -297,16 +299,26 @@ fn create_v2(dir: &Dir) -> Result<(), CgroupError> {
     let below = dir.path.strip_prefix(&dir.mount).unwrap_or(Path::new(""));
     let mut current = dir.mount.clone();
     for part in below.components() {
-        enable_controllers(&current, &wanted);
+        // The root may hold processes next to enabled controllers; no other cgroup may.
+        // Below a cgroup with processes, v2 would still enable the threaded controllers
+        // (cpu, cpuset, pids) one at a time, and that turns it into a thread root whose
+        // new children refuse processes (EOPNOTSUPP).
+        if current == dir.mount || !has_processes(&current) {
+            enable_controllers(&current, &wanted);
+        }
         current.push(part);
         make_dir(&current)?;
     }
     Ok(())
 }
 
-/// Failures are left for `apply` to report: an ancestor may hold processes (which v2
-/// forbids next to enabled controllers) or be denied a controller by its own parent, and
-/// then the missing interface file names the field that needed it.
+fn has_processes(dir: &Path) -> bool {
+    read_if_present(&dir.join("cgroup.procs"))
+        .is_ok_and(|procs| procs.is_some_and(|p| !p.trim().is_empty()))
+}
+
+/// Failures are left for `apply` to report: an ancestor may be denied a controller by its
+/// own parent, and then the missing interface file names the field that needed it.
 fn enable_controllers(dir: &Path, controllers: &[&str]) {
     if controllers.is_empty() {
         return;
@@ -458,6 +470,24 @@ mod tests {
             v2.v2_path(),
             Some(PathBuf::from("/sys/fs/cgroup/berth/web"))
         );
+    }
+
+    #[test]
+    fn v2_controllers_stay_off_below_a_cgroup_with_processes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::write(root.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+        fs::create_dir(root.join("busy")).unwrap();
+        fs::write(root.join("busy/cgroup.procs"), "42\n").unwrap();
+        fs::write(root.join("busy/cgroup.subtree_control"), "").unwrap();
+        let cgroup = Cgroup::new(&Host::v2_at(root), Some(Path::new("/busy/c1")), "c1").unwrap();
+        cgroup.create().unwrap();
+        let enabled =
+            |dir: &str| fs::read_to_string(root.join(dir).join("cgroup.subtree_control")).unwrap();
+        assert_eq!(enabled(""), "+cpu +memory +pids");
+        assert_eq!(enabled("busy"), "");
+        assert!(root.join("busy/c1").is_dir());
     }
 
     #[test]

@@ -1,12 +1,14 @@
 use std::collections::HashMap;
 use std::io::ErrorKind;
+use std::path::Path;
 
 use oci_spec::runtime::{
-    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxHugepageLimit, LinuxMemory,
-    LinuxNetwork, LinuxPids, LinuxResources,
+    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxHugepageLimit, LinuxMemory, LinuxNetwork,
+    LinuxPids, LinuxResources,
 };
 
-use super::{Cgroup, CgroupError, Mode, read_if_present};
+use super::devices::{self, DeviceRule};
+use super::{Cgroup, CgroupError, Mode, bpf, read_if_present};
 
 /// cpu.cfs_period_us's default, which cpu.max must spell out.
 const DEFAULT_PERIOD: u64 = 100_000;
@@ -273,37 +275,31 @@ impl Cgroup {
         Ok(())
     }
 
-    /// v1: deny everything, then each rule in order.
+    /// v1: deny everything, then each rule in order. v2 has no device files: the rules
+    /// become an eBPF program attached to the cgroup.
     fn apply_devices(&self, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
-        if self.is_v2() {
-            return self.apply_devices_v2(rules);
-        }
-        self.write("linux.resources.devices", "devices", "devices.deny", "a")?;
+        let mut parsed = Vec::with_capacity(rules.len());
         for (i, rule) in rules.iter().enumerate() {
             let field = format!("linux.resources.devices[{i}]");
-            let line =
-                v1_device_rule(rule).map_err(|reason| CgroupError::invalid(&field, reason))?;
-            let file = if rule.allow() {
+            parsed.push(
+                DeviceRule::from_spec(rule)
+                    .map_err(|reason| CgroupError::invalid(field, reason))?,
+            );
+        }
+        if let Some(dir) = self.v2_dir() {
+            return apply_device_filter(dir, &parsed);
+        }
+        self.write("linux.resources.devices", "devices", "devices.deny", "a")?;
+        for (i, rule) in parsed.iter().enumerate() {
+            let field = format!("linux.resources.devices[{i}]");
+            let file = if rule.allow {
                 "devices.allow"
             } else {
                 "devices.deny"
             };
-            self.write(&field, "devices", file, &line)?;
+            self.write(&field, "devices", file, &rule.to_string())?;
         }
         Ok(())
-    }
-
-    /// cgroup v2 has no device files: rules become an eBPF program attached to the cgroup,
-    /// which berth does not have yet. Refusing is safer than running a container with
-    /// access to every device.
-    fn apply_devices_v2(&self, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
-        if rules.is_empty() {
-            return Ok(());
-        }
-        Err(CgroupError::invalid(
-            "linux.resources.devices",
-            "not supported on cgroup v2 yet",
-        ))
     }
 
     /// Raw v2 files, written last so that they win over the fields above.
@@ -399,29 +395,12 @@ pub(crate) fn shares_to_weight(shares: u64) -> u64 {
     1 + ((shares - 2) * 9999) / 262_142
 }
 
-/// `c 1:3 rwm`; an absent major or minor matches any (`*`).
-fn v1_device_rule(rule: &LinuxDeviceCgroup) -> Result<String, String> {
-    let kind = match rule.typ().unwrap_or(LinuxDeviceType::A) {
-        LinuxDeviceType::A => 'a',
-        LinuxDeviceType::B => 'b',
-        LinuxDeviceType::C | LinuxDeviceType::U => 'c',
-        LinuxDeviceType::P => {
-            return Err("type p (a fifo) is not a device the cgroup controls".into());
-        }
-    };
-    let number = |n: Option<i64>| match n {
-        Some(n) if n >= 0 => n.to_string(),
-        _ => "*".to_string(),
-    };
-    let access = rule.access().as_deref().unwrap_or("rwm");
-    if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
-        return Err(format!("access {access:?} is not made of r, w and m"));
-    }
-    Ok(format!(
-        "{kind} {}:{} {access}",
-        number(rule.major()),
-        number(rule.minor())
-    ))
+/// Replaces the cgroup's device filter with one that enforces `rules`. An empty list denies
+/// every device, as it does on v1 after the leading deny.
+fn apply_device_filter(dir: &Path, rules: &[DeviceRule]) -> Result<(), CgroupError> {
+    let program = devices::program(rules)
+        .map_err(|reason| CgroupError::invalid("linux.resources.devices", reason))?;
+    bpf::attach_device_filter(dir, &program)
 }
 
 #[cfg(test)]
@@ -703,10 +682,19 @@ mod tests {
         let message =
             |cgroup: &Cgroup, json: &str| cgroup.apply(&resources(json)).unwrap_err().to_string();
 
+        // v2 rules are checked before any program is built; a directory that is not a
+        // cgroup takes no filter, whoever runs the test.
         let devices = r#"{"devices": [{"allow": false, "access": "rwm"}]}"#;
+        let text = message(&v2, devices);
+        let filter_of = format!(
+            "linux.resources.devices: eBPF device filter of {}: ",
+            v2_root.join("t/c1").display()
+        );
+        assert!(text.starts_with(&filter_of), "{text}");
+        let fifo_v2 = r#"{"devices": [{"allow": false}, {"allow": true, "type": "p"}]}"#;
         assert_eq!(
-            message(&v2, devices),
-            "linux.resources.devices: not supported on cgroup v2 yet"
+            message(&v2, fifo_v2),
+            "linux.resources.devices[1]: type p (a fifo) is not a device the cgroup controls"
         );
         let oom = r#"{"memory": {"disableOOMKiller": true}}"#;
         assert_eq!(

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -212,9 +212,11 @@ fn wait_in_cgroup(chan: &Channel) -> StepResult<()> {
 }
 
 fn start(cfg: &InitConfig, ready: Ready) -> StepResult<Infallible> {
-    wait_for_start(&ready.state_dir)?;
+    let fifo = wait_for_start(&ready.state_dir)?;
     drop(ready.state_dir);
     let spec = &cfg.spec;
+    // Before `start` hears back: it runs the poststart hooks as soon as it does, and those
+    // come after startContainer.
     if let Some(list) = spec
         .hooks()
         .as_ref()
@@ -224,6 +226,7 @@ fn start(cfg: &InitConfig, ready: Ready) -> StepResult<Infallible> {
         crate::container::hooks::run_stage("startContainer", list, &state)
             .map_err(|e| e.to_string())?;
     }
+    tell_start(fifo)?;
     let process = spec.process().as_ref().ok_or("process: missing")?;
     exec_process(
         process,
@@ -235,8 +238,8 @@ fn start(cfg: &InitConfig, ready: Ready) -> StepResult<Infallible> {
     )
 }
 
-/// Blocks until `start` opens the exec fifo, then tells it this init is going ahead.
-fn wait_for_start(state_dir: &OwnedFd) -> StepResult<()> {
+/// Blocks until `start` opens the exec fifo.
+fn wait_for_start(state_dir: &OwnedFd) -> StepResult<OwnedFd> {
     let name = c"exec.fifo";
     // SAFETY: `state_dir` is a live directory fd and `name` a valid C string. The open
     // blocks until a reader appears, which is the point.
@@ -253,10 +256,14 @@ fn wait_for_start(state_dir: &OwnedFd) -> StepResult<()> {
             std::io::Error::last_os_error()
         ));
     }
-    // SAFETY: `fd` is open and the buffer one byte long.
-    let rc = unsafe { libc::write(fd, c"0".as_ptr().cast(), 1) };
-    // SAFETY: `fd` is open and owned here.
-    unsafe { libc::close(fd) };
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Tells `start` that this init is going ahead with the user's process.
+fn tell_start(fifo: OwnedFd) -> StepResult<()> {
+    // SAFETY: `fifo` is open and the buffer one byte long.
+    let rc = unsafe { libc::write(fifo.as_raw_fd(), c"0".as_ptr().cast(), 1) };
     if rc != 1 {
         return Err(format!(
             "write exec fifo: {}",
