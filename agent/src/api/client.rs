@@ -32,40 +32,13 @@ impl Client {
 
     /// Calls one ECS action and returns its response body.
     pub fn call(&self, action: &str, body: &Value) -> Result<Value, ClientError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| self.transport(e))?;
-        rt.block_on(self.call_async(action, body))
-    }
-
-    async fn call_async(&self, action: &str, body: &Value) -> Result<Value, ClientError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|_| ClientError::NotRunning {
-                socket: self.socket.clone(),
-            })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| self.transport(e))?;
-        tokio::spawn(conn);
         let req = hyper::Request::post("/")
             .header("host", "berth")
             .header("x-amz-target", format!("{TARGET_PREFIX}{action}"))
             .header("content-type", CONTENT_TYPE)
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| self.transport(e))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| self.transport(e))?;
-        let ok = resp.status().is_success();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| self.transport(e))?
-            .to_bytes();
+        let (ok, bytes) = self.send(req)?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| self.transport(e))?;
         if ok {
             return Ok(value);
@@ -81,6 +54,16 @@ impl Client {
 
     /// `GET /metrics`, as text.
     pub fn metrics(&self) -> Result<String, ClientError> {
+        let req = hyper::Request::get("/metrics")
+            .header("host", "berth")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| self.transport(e))?;
+        let (_, bytes) = self.send(req)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// One request on a fresh connection: whether it succeeded, and the response body.
+    fn send(&self, req: hyper::Request<Full<Bytes>>) -> Result<(bool, Bytes), ClientError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -95,21 +78,18 @@ impl Client {
                 .await
                 .map_err(|e| self.transport(e))?;
             tokio::spawn(conn);
-            let req = hyper::Request::get("/metrics")
-                .header("host", "berth")
-                .body(Full::new(Bytes::new()))
-                .map_err(|e| self.transport(e))?;
             let resp = sender
                 .send_request(req)
                 .await
                 .map_err(|e| self.transport(e))?;
+            let ok = resp.status().is_success();
             let bytes = resp
                 .into_body()
                 .collect()
                 .await
                 .map_err(|e| self.transport(e))?
                 .to_bytes();
-            Ok(String::from_utf8_lossy(&bytes).into_owned())
+            Ok((ok, bytes))
         })
     }
 

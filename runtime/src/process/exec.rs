@@ -9,7 +9,7 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::Process;
 
 use super::clone::{Forked, clone};
-use super::init::{environment, exec_process, find_executable};
+use super::init::{command_line, exec_process};
 use super::step::{Step, StepResult};
 use super::sync::{Channel, Msg};
 use crate::cgroups::Cgroup;
@@ -156,23 +156,7 @@ fn join_and_exec(
     }
     let cwd = process.cwd();
     nix::unistd::chdir(cwd).step_path("process.cwd: chdir", cwd)?;
-    let env = environment(process);
-    let args = process
-        .args()
-        .as_ref()
-        .filter(|a| !a.is_empty())
-        .ok_or("process.args: empty")?;
-    let exe = find_executable(&args[0], &env)?;
-    let argv = args
-        .iter()
-        .map(|a| std::ffi::CString::new(a.as_str()))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .step("process.args")?;
-    let envp = env
-        .into_iter()
-        .map(std::ffi::CString::new)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .step("process.env")?;
+    let (exe, argv, envp) = command_line(process)?;
     exec_process(
         process,
         cfg.seccomp.as_ref(),

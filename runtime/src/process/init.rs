@@ -172,23 +172,7 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
         }
     }
 
-    let envp = environment(process);
-    let args = process
-        .args()
-        .as_ref()
-        .filter(|a| !a.is_empty())
-        .ok_or("process.args: empty")?;
-    let exec = find_executable(&args[0], &envp)?;
-    let argv = args
-        .iter()
-        .map(|a| CString::new(a.as_str()))
-        .collect::<Result<Vec<_>, _>>()
-        .step("process.args")?;
-    let envp = envp
-        .into_iter()
-        .map(CString::new)
-        .collect::<Result<Vec<_>, _>>()
-        .step("process.env")?;
+    let (exec, argv, envp) = command_line(process)?;
 
     // SAFETY: prctl with integer arguments: from here on the init may outlive the runtime.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
@@ -363,6 +347,28 @@ pub fn close_stray_fds(preserve_fds: i32) -> StepResult<()> {
         return Err(format!("close_range: {}", std::io::Error::last_os_error()));
     }
     Ok(())
+}
+
+/// The program (found in the container's PATH), argv and environment to execve.
+pub fn command_line(process: &Process) -> StepResult<(CString, Vec<CString>, Vec<CString>)> {
+    let env = environment(process);
+    let args = process
+        .args()
+        .as_ref()
+        .filter(|a| !a.is_empty())
+        .ok_or("process.args: empty")?;
+    let exec = find_executable(&args[0], &env)?;
+    let argv = args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<Vec<_>, _>>()
+        .step("process.args")?;
+    let envp = env
+        .into_iter()
+        .map(CString::new)
+        .collect::<Result<Vec<_>, _>>()
+        .step("process.env")?;
+    Ok((exec, argv, envp))
 }
 
 /// process.env, with PATH and HOME filled in when missing, as other runtimes do.
