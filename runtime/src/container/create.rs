@@ -1,8 +1,6 @@
 //! create: read the bundle, make the cgroup, clone the init and leave it waiting on the
 //! exec fifo. A failure at any step removes everything the earlier steps made.
 
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
@@ -137,15 +135,7 @@ fn create_in(
     let fifo = dir.join("exec.fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .map_err(|e| Error::io("create exec fifo", &fifo, e.into()))?;
-    let console_socket: Option<OwnedFd> = opts
-        .console_socket
-        .as_ref()
-        .map(|p| {
-            UnixStream::connect(p)
-                .map(OwnedFd::from)
-                .map_err(|e| Error::io("connect to console socket", p, e))
-        })
-        .transpose()?;
+    let console_socket = super::connect_console(opts.console_socket.as_deref())?;
 
     let mut saved = Saved {
         id: opts.id.clone(),

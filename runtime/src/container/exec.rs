@@ -1,7 +1,5 @@
 //! exec: a new process in a running container, from a process JSON or a command line.
 
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use oci_spec::runtime::{Process, User};
@@ -49,15 +47,7 @@ impl Container {
             .and_then(|l| l.seccomp().as_ref())
             .map(crate::security::build_seccomp)
             .transpose()?;
-        let console_socket: Option<OwnedFd> = opts
-            .console_socket
-            .as_ref()
-            .map(|p| {
-                UnixStream::connect(p)
-                    .map(OwnedFd::from)
-                    .map_err(|e| Error::io("connect to console socket", p, e))
-            })
-            .transpose()?;
+        let console_socket = super::connect_console(opts.console_socket.as_deref())?;
         let cfg = ExecConfig {
             init_pid: self.saved.pid,
             process,

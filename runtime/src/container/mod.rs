@@ -98,6 +98,17 @@ impl Container {
     }
 }
 
+/// The caller's console socket (--console-socket), connected before the init leaves the
+/// host's filesystem behind.
+pub(crate) fn connect_console(path: Option<&Path>) -> Result<Option<std::os::fd::OwnedFd>> {
+    path.map(|p| {
+        std::os::unix::net::UnixStream::connect(p)
+            .map(std::os::fd::OwnedFd::from)
+            .map_err(|e| Error::io("connect to console socket", p, e))
+    })
+    .transpose()
+}
+
 /// Ids become directory names: nothing that could climb out of the root.
 pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
