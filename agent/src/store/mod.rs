@@ -24,7 +24,8 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Each entry moves the schema one version up; never edit one that has shipped.
-const MIGRATIONS: &[&str] = &["CREATE TABLE task_definitions (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE task_definitions (
         family TEXT NOT NULL,
         revision INTEGER NOT NULL,
         status TEXT NOT NULL,
@@ -46,7 +47,25 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE task_definitions (
         body TEXT NOT NULL
     );
     CREATE INDEX tasks_by_status ON tasks (desired_status, last_status);
-    CREATE INDEX tasks_by_family ON tasks (family);"];
+    CREATE INDEX tasks_by_family ON tasks (family);",
+    // Services (the ECS service document with its deployments and events as the body)
+    // and schedules (the schedule as the body; last_fired_at is what a restarted agent
+    // reads to fire a missed slot once).
+    "CREATE TABLE services (
+        name TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE schedules (
+        name TEXT PRIMARY KEY,
+        enabled INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        last_fired_at REAL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX tasks_by_service ON tasks (service);",
+];
 
 /// A registered revision of a task definition, as stored.
 #[derive(Debug, Clone, PartialEq)]
