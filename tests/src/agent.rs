@@ -463,6 +463,21 @@ pub fn mount_points() -> Vec<PathBuf> {
 
 /// Processes, anywhere on the host, whose cgroup in some hierarchy is `cgroup` or below.
 pub fn processes_in_cgroup(cgroup: &str) -> Vec<i32> {
+    pids_in_cgroup(cgroup)
+        .into_iter()
+        .filter(|&pid| !is_zombie(pid))
+        .collect()
+}
+
+/// Zombies (exited, not yet reaped) whose cgroup is `cgroup` or below.
+pub fn zombies_in_cgroup(cgroup: &str) -> Vec<i32> {
+    pids_in_cgroup(cgroup)
+        .into_iter()
+        .filter(|&pid| is_zombie(pid))
+        .collect()
+}
+
+fn pids_in_cgroup(cgroup: &str) -> Vec<i32> {
     let mut found = Vec::new();
     let Ok(entries) = fs::read_dir("/proc") else {
         return found;
@@ -478,7 +493,7 @@ pub fn processes_in_cgroup(cgroup: &str) -> Vec<i32> {
             let path = line.splitn(3, ':').nth(2).unwrap_or_default();
             path == cgroup || path.starts_with(&format!("{cgroup}/"))
         });
-        if inside && !is_zombie(pid) {
+        if inside {
             found.push(pid);
         }
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use berth_tests::agent::{
     TASK_CGROUP_ROOT, container, file_len, is_alive, mount_points, processes_in_cgroup, task_id,
+    zombies_in_cgroup,
 };
 use berth_tests::{Agent, ContainerCgroup};
 use serde_json::{Value, json};
@@ -507,6 +508,73 @@ fn a_container_handling_sigterm_exits_at_once_with_its_code() {
     assert_eq!(container(&task, "polite")["exitCode"], 42);
     assert_eq!(task["stopCode"], "UserInitiated");
     assert_eq!(task["stoppedReason"], "done with it");
+}
+
+// ---- initProcessEnabled ----
+
+fn with_init(mut c: Value) -> Value {
+    c["linuxParameters"] = json!({"initProcessEnabled": true});
+    c
+}
+
+#[test]
+fn the_init_forwards_sigterm_to_a_process_that_has_no_handler() {
+    // As PID 1 of its namespace, a process without a SIGTERM handler never sees the
+    // signal; under the init it is its child, and SIGTERM kills it at once.
+    let agent = Agent::start();
+    let mut sleeper = with_init(json!({
+        "name": "sleeper", "image": "busybox:latest", "memory": 64,
+        "command": ["sleep", "600"],
+    }));
+    sleeper["stopTimeout"] = json!(10);
+    agent.register(&task("init-term", vec![sleeper]));
+    let id = agent.run_task("init-term");
+    agent.wait_status(&id, "RUNNING", TIMEOUT);
+
+    agent.stop_task(&id, "rolling");
+    let task = agent.wait_status(&id, "STOPPED", TIMEOUT);
+    let took = seconds_between(&task, "stoppingAt", "stoppedAt");
+    assert!(
+        took < 3.0,
+        "took {took:.2} s, as if SIGTERM was ignored: {task:#}"
+    );
+    assert_eq!(container(&task, "sleeper")["exitCode"], 143, "{task:#}");
+}
+
+#[test]
+fn the_init_reaps_orphans_and_passes_the_exit_code_on() {
+    let agent = Agent::start();
+    // The inner shell leaves an orphan behind; the outer one becomes `sleep`, which never
+    // waits for anything, so only an init reaps the orphan.
+    let script = "cat /proc/1/comm; sh -c 'sleep 0.2 & exit 0'; sleep 2; exit 3";
+    agent.register(&task("init-reap", vec![with_init(sh("main", script))]));
+    let id = agent.run_task("init-reap");
+    agent.wait_status(&id, "RUNNING", TIMEOUT);
+    thread::sleep(Duration::from_millis(1200));
+    let cgroup = format!("{TASK_CGROUP_ROOT}/{id}");
+    assert!(
+        processes_in_cgroup(&cgroup).len() >= 2,
+        "the task is still running"
+    );
+    assert_eq!(zombies_in_cgroup(&cgroup), Vec::<i32>::new(), "no zombie");
+
+    let task = agent.wait_status(&id, "STOPPED", TIMEOUT);
+    assert_eq!(container(&task, "main")["exitCode"], 3, "{task:#}");
+    let logs = agent.berth(["logs", &id]).ok("logs");
+    assert_eq!(logs.stdout.lines().next(), Some("berth-init"), "{logs:?}");
+}
+
+#[test]
+fn without_the_init_an_orphan_stays_a_zombie() {
+    // The control for the test above: the same script with `exec sleep` as PID 1.
+    let agent = Agent::start();
+    let script = "sh -c 'sleep 0.2 & exit 0'; exec sleep 600";
+    agent.register(&task("no-init", vec![sh("main", script)]));
+    let id = agent.run_task("no-init");
+    agent.wait_status(&id, "RUNNING", TIMEOUT);
+    thread::sleep(Duration::from_millis(1200));
+    let cgroup = format!("{TASK_CGROUP_ROOT}/{id}");
+    assert_eq!(zombies_in_cgroup(&cgroup).len(), 1, "the orphan, unreaped");
 }
 
 // ---- exit codes ----

@@ -219,6 +219,12 @@ fn annotations(
         out.insert("com.amazonaws.ecs.task-arn".into(), arn.clone());
     }
     out.insert("dev.berth.task-id".into(), task.task_id.clone());
+    if c.init_process_enabled() {
+        out.insert(
+            berth_runtime::process::reaper::INIT_ANNOTATION.into(),
+            "true".into(),
+        );
+    }
     out
 }
 

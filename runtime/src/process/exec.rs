@@ -161,6 +161,7 @@ fn join_and_exec(
         process,
         cfg.seccomp.as_ref(),
         cfg.preserve_fds,
+        false,
         &exe,
         &argv,
         &envp,

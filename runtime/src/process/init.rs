@@ -216,6 +216,7 @@ fn start(cfg: &InitConfig, ready: Ready) -> StepResult<Infallible> {
         process,
         cfg.seccomp.as_ref(),
         cfg.preserve_fds,
+        super::reaper::wanted(spec),
         &ready.exec,
         &ready.argv,
         &ready.envp,
@@ -258,11 +259,12 @@ fn tell_start(fifo: OwnedFd) -> StepResult<()> {
 }
 
 /// The last steps of any container process, init or exec: identity, capabilities,
-/// no_new_privs and seccomp, stray fds, execve.
+/// no_new_privs and seccomp, stray fds, execve (under the small init when `init`).
 pub fn exec_process(
     process: &Process,
     seccomp: Option<&security::SeccompFilter>,
     preserve_fds: i32,
+    init: bool,
     exec: &CString,
     argv: &[CString],
     envp: &[CString],
@@ -284,6 +286,9 @@ pub fn exec_process(
     close_stray_fds(preserve_fds)?;
     reset_signals();
     crate::trace::step("init: exec");
+    if init {
+        return super::reaper::exec_under_init(exec, argv, envp);
+    }
     let err = nix::unistd::execve(exec, argv, envp).unwrap_err();
     Err(format!("exec {}: {err}", exec.to_string_lossy()))
 }

@@ -5,6 +5,7 @@ pub mod clone;
 pub mod exec;
 pub mod init;
 pub mod namespaces;
+pub mod reaper;
 pub mod step;
 pub mod sync;
 pub mod terminal;
