@@ -6,6 +6,7 @@
 //! and the containers go on, and the status file holds the truth.
 
 pub mod logs;
+mod memory;
 pub mod sandbox;
 pub mod task;
 
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use berth_runtime::cgroups::{Cgroup, Host};
-use berth_runtime::container::state::{now_rfc3339, write_atomic};
+use berth_runtime::container::state::{now_rfc3339, write_atomic, write_volatile};
 use berth_runtime::{Container, CreateOptions};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::SignalFd;
@@ -59,6 +60,8 @@ struct Supervisor {
     task_cgroup: Option<Cgroup>,
     sandbox: Option<i32>,
     stopping: bool,
+    /// Whether the pages of start-up were released once every container had started.
+    released_startup_pages: bool,
 }
 
 /// Runs the task in `task_dir` to its end; the return value is the process exit code.
@@ -147,6 +150,7 @@ impl Supervisor {
             task_cgroup: None,
             sandbox: None,
             stopping: false,
+            released_startup_pages: false,
         }
     }
 
@@ -183,6 +187,12 @@ impl Supervisor {
                 self.start_ready_containers();
             }
             self.update_task_phase();
+            if !self.released_startup_pages
+                && self.members.iter().all(|m| m.phase != Phase::Pending)
+            {
+                memory::release_startup_pages();
+                self.released_startup_pages = true;
+            }
             if self.members.iter().all(|m| m.phase != Phase::Running) && self.stopping {
                 return;
             }
@@ -321,7 +331,7 @@ impl Supervisor {
             fill_namespace_paths(&mut spec, pid);
         }
         let config = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
-        write_atomic(&bundle.join("config.json"), &config).map_err(|e| e.to_string())?;
+        write_volatile(&bundle.join("config.json"), &config).map_err(|e| e.to_string())?;
 
         let logs = self.dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| format!("create {}: {e}", logs.display()))?;
@@ -563,7 +573,14 @@ impl Supervisor {
             .map(|m| (m.spec.name.clone(), m.status.clone()))
             .collect::<BTreeMap<_, _>>();
         if let Ok(text) = serde_json::to_vec_pretty(&self.status) {
-            let _ = write_atomic(&self.dir.join(STATUS_FILE), &text);
+            // Only the end of a task must outlive the host: while it runs, a host crash
+            // ends it, and the agent reports that from the dead supervisor.
+            let path = self.dir.join(STATUS_FILE);
+            let _ = if self.status.last_status == "STOPPED" {
+                write_atomic(&path, &text)
+            } else {
+                write_volatile(&path, &text)
+            };
         }
         if let Some(sock) = &self.task.notify_socket {
             if let Ok(s) = std::os::unix::net::UnixDatagram::unbound() {
