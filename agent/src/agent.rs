@@ -536,7 +536,7 @@ impl Agent {
             notify_socket: Some(self.inner.cfg.notify_socket.clone()),
         };
         let text = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
-        berth_runtime::container::state::write_atomic(&task_dir.join(TASK_FILE), &text)
+        berth_runtime::container::state::write_volatile(&task_dir.join(TASK_FILE), &text)
             .map_err(|e| e.to_string())?;
 
         task.last_status = "PENDING".into();
@@ -596,7 +596,7 @@ impl Agent {
                     reason,
                 };
                 let text = serde_json::to_vec(&req).map_err(|e| ApiError::server(e.to_string()))?;
-                berth_runtime::container::state::write_atomic(&task_dir.join(STOP_FILE), &text)
+                berth_runtime::container::state::write_volatile(&task_dir.join(STOP_FILE), &text)
                     .map_err(|e| ApiError::server(e.to_string()))?;
                 task.last_status = "DEACTIVATING".into();
                 task.stopping_at.get_or_insert(ecs::now());

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
 
 use super::hooks::run_stage;
-use super::state::{Saved, now_rfc3339, proc_start_time, write_atomic};
+use super::state::{Saved, now_rfc3339, proc_start_time, write_volatile};
 use super::{Container, validate_id};
 use crate::cgroups::{Cgroup, Host};
 use crate::error::{Error, Result};
@@ -186,7 +186,7 @@ fn create_in(
     saved.pid_start = proc_start_time(pid).map(|(s, _)| s).unwrap_or(0);
     saved.save(dir)?;
     if let Some(pid_file) = &opts.pid_file {
-        write_atomic(pid_file, pid.to_string().as_bytes())?;
+        write_volatile(pid_file, pid.to_string().as_bytes())?;
     }
     Ok(saved)
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::{Process, User};
 
-use super::state::write_atomic;
+use super::state::write_volatile;
 use super::{Container, Status};
 use crate::error::{Error, Result};
 use crate::process::exec::{ExecConfig, spawn_exec};
@@ -58,7 +58,7 @@ impl Container {
         };
         let pid = spawn_exec(&cfg)?;
         if let Some(f) = &opts.pid_file {
-            write_atomic(f, pid.to_string().as_bytes())?;
+            write_volatile(f, pid.to_string().as_bytes())?;
         }
         if opts.detach {
             return Ok(0);

@@ -88,7 +88,7 @@ impl Saved {
 
     pub fn save(&self, dir: &Path) -> Result<()> {
         let text = serde_json::to_vec(self).map_err(|e| Error::Config(e.to_string()))?;
-        write_atomic(&dir.join("state.json"), &text)
+        write_volatile(&dir.join("state.json"), &text)
     }
 
     pub fn load(dir: &Path, id: &str) -> Result<Saved> {
@@ -117,12 +117,27 @@ pub fn running_state_json(cfg: &InitConfig, pid: i32) -> String {
     .to_string()
 }
 
-/// write-temp + fsync + rename: readers see the old file or the new one, never half.
+/// write-temp + fsync + rename: readers see the old file or the new one, never half, and
+/// the new one survives a crash of the host.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_replacing(path, data, true)
+}
+
+/// write-temp + rename, without the fsync: for files that describe live processes (a
+/// container's state, pid files, a running task's status), which a crash of the host ends
+/// anyway. Readers still see the old file or the new one, never half; the fsync would
+/// only cost a journal commit per write where /run is not a tmpfs.
+pub fn write_volatile(path: &Path, data: &[u8]) -> Result<()> {
+    write_replacing(path, data, false)
+}
+
+fn write_replacing(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
     f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
-    f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+    if durable {
+        f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+    }
     std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
 }
 
