@@ -11,6 +11,9 @@ const USER_STOP: &str = "UserInitiated";
 /// The stoppedReason of a task replaced for failing its health checks.
 pub const UNHEALTHY_REASON: &str = "Task failed container health checks";
 
+/// How long a task without health checks must have been RUNNING to count as healthy, so
+/// that a container that exits at once does not replace a good one in passing.
+const SETTLE_SECS: f64 = 2.0;
 /// A task that stops sooner than this after it started counts towards the throttle.
 const QUICK_FAILURE_SECS: f64 = 10.0;
 /// Consecutive quick failures before launches slow down.
@@ -63,11 +66,23 @@ impl ObservedTask {
         self.running() && self.health_status == "UNHEALTHY"
     }
 
-    /// RUNNING, and HEALTHY when it has health checks (UNKNOWN without them).
-    fn healthy(&self) -> bool {
+    /// RUNNING, and HEALTHY when it has health checks, or else RUNNING for a moment.
+    fn healthy(&self, now: f64) -> bool {
         self.running()
-            && self.health_status != "UNHEALTHY"
-            && (!self.has_health_check || self.health_status == "HEALTHY")
+            && match (self.has_health_check, self.health_status.as_str()) {
+                (_, "UNHEALTHY") => false,
+                (true, status) => status == "HEALTHY",
+                (false, _) => self.settling(now).is_none(),
+            }
+    }
+
+    /// Seconds until a RUNNING task without health checks counts as healthy.
+    fn settling(&self, now: f64) -> Option<f64> {
+        if !self.running() || self.has_health_check {
+            return None;
+        }
+        let left = self.started_at.unwrap_or(now) + SETTLE_SECS - now;
+        (left > 0.0).then_some(left)
     }
 
     /// Stopped by its own doing: an exit, a failed start, or failed health checks.
@@ -243,18 +258,21 @@ pub fn reconcile(service: &Service, tasks: &[ObservedTask], now: f64) -> Decisio
         .iter()
         .filter(|t| t.live() && !t.of(&primary) && !stopping(&d, t))
         .collect();
-    let healthy = primary_live.iter().chain(&old_live).filter(|t| t.healthy());
+    let healthy = primary_live
+        .iter()
+        .chain(&old_live)
+        .filter(|t| t.healthy(now));
     let mut may_stop = (healthy.count() as u64)
         .saturating_sub(minimum_healthy(desired, config.minimum_healthy_percent));
     let mut old_order = old_live.clone();
     old_order.sort_by(|a, b| {
-        a.healthy()
-            .cmp(&b.healthy())
+        a.healthy(now)
+            .cmp(&b.healthy(now))
             .then(a.created_at.total_cmp(&b.created_at))
     });
     let mut replaced = Vec::new();
     for t in old_order {
-        if !t.healthy() {
+        if !t.healthy(now) {
             replaced.push(t.id.clone());
         } else if may_stop > 0 {
             may_stop -= 1;
@@ -303,12 +321,21 @@ pub fn reconcile(service: &Service, tasks: &[ObservedTask], now: f64) -> Decisio
     }
 
     count(&mut s, tasks, &d.stop, now);
+    // Tasks that count as healthy soon change the picture without a word from them.
+    if let Some(settle) = tasks
+        .iter()
+        .filter(|t| t.live())
+        .filter_map(|t| t.settling(now))
+        .reduce(f64::min)
+    {
+        d.requeue_after = Some(d.requeue_after.map_or(settle, |r| r.min(settle)));
+    }
 
     // Done: the primary deployment has its desired count of healthy tasks and nothing else
     // is left.
     let quiet = d.launch.is_none() && d.stop.is_empty();
     let others_left = tasks.iter().any(|t| !t.stopped() && !t.of(&primary));
-    let primary_healthy = primary_live.iter().filter(|t| t.healthy()).count();
+    let primary_healthy = primary_live.iter().filter(|t| t.healthy(now)).count();
     let settled = quiet
         && !tripped
         && !others_left

@@ -499,3 +499,24 @@ fn a_deleted_service_stops_its_tasks_then_becomes_inactive() {
     assert!(d.stop.is_empty());
     assert_eq!(d.service.status, "INACTIVE");
 }
+
+#[test]
+fn a_task_running_for_a_moment_does_not_replace_an_old_one_yet() {
+    let s = service(
+        1,
+        100,
+        200,
+        vec![
+            deployment("ecs-svc/2", "web:2", "IN_PROGRESS"),
+            deployment("ecs-svc/1", "web:1", "COMPLETED"),
+        ],
+    );
+    let old = task("o1", "ecs-svc/1", "RUNNING");
+    let mut new = task("n2", "ecs-svc/2", "RUNNING");
+    new.started_at = Some(NOW - 0.5);
+    let d = reconcile(&s, &[old.clone(), new.clone()], NOW);
+    assert!(d.stop.is_empty());
+    assert_eq!(d.requeue_after, Some(1.5));
+    let d = reconcile(&s, &[old, new], NOW + 1.5);
+    assert_eq!(stopped_ids(&d), ["o1"]);
+}
