@@ -267,7 +267,8 @@ impl Agent {
     pub fn run_task(&self, body: Value) -> Result<Value, ApiError> {
         let reference = str_field(&body, "taskDefinition")?;
         let stored = self.resolve_definition(&reference)?;
-        if stored.status != "ACTIVE" {
+        // A service keeps its tasks going on a revision deregistered since, as in ECS.
+        if stored.status != "ACTIVE" && body["berthService"].is_null() {
             return Err(ApiError::client(format!(
                 "taskDefinition: {}:{} is INACTIVE and cannot run new tasks",
                 stored.family, stored.revision
@@ -716,7 +717,7 @@ impl Agent {
             "registeredContainerInstancesCount": 1,
             "runningTasksCount": running,
             "pendingTasksCount": pending,
-            "activeServicesCount": 0,
+            "activeServicesCount": self.active_service_count(),
         }], "failures": []}))
     }
 

@@ -4,7 +4,7 @@
 //! an agent killed in the middle of a deployment.
 
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_tests::Agent;
 use nix::sys::signal::{Signal, kill};
@@ -121,12 +121,15 @@ fn a_service_keeps_its_tasks_running_scales_and_is_deleted() {
     // A container killed from outside: its task stops and another takes its place.
     let victim = tasks[0].clone();
     let pid = container_pid(&agent, &victim);
+    let killed = Instant::now();
     kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill the container's process");
     let stopped = agent.wait_status(&victim, "STOPPED", TIMEOUT);
     assert_eq!(stopped["stopCode"], "EssentialContainerExited");
     let service = agent.wait_service("keep", "back to 3 running", TIMEOUT, |s| {
         s["runningCount"] == 3
     });
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(15), "replaced after {took:?}");
     let now_running = agent.service_tasks("keep", "RUNNING");
     assert_eq!(now_running.len(), 3, "{now_running:?}");
     assert!(!now_running.contains(&victim));
@@ -434,4 +437,37 @@ fn an_agent_killed_during_a_deployment_finishes_it_after_a_restart() {
     for task in &old {
         agent.wait_status(task, "STOPPED", TIMEOUT);
     }
+}
+
+#[test]
+fn tasks_that_cannot_start_are_throttled() {
+    let agent = Agent::start();
+    agent.register(&json!({
+        "family": "svc-throttle",
+        "networkMode": "host",
+        "containerDefinitions": [{
+            "name": "app",
+            "image": "busybox:latest",
+            "essential": true,
+            "memory": 32,
+            "command": ["/no/such/program"],
+        }],
+    }));
+    create(&agent, "throttle", "svc-throttle", 1, None);
+    let throttled = "(service throttle) is unable to consistently start tasks successfully.";
+    agent.wait_service("throttle", "throttled", TIMEOUT, |s| {
+        messages(s).iter().any(|m| m == throttled)
+    });
+    let tried = || {
+        agent.service_tasks("throttle", "STOPPED").len()
+            + agent.service_tasks("throttle", "RUNNING").len()
+    };
+    let before = tried();
+    assert!(before >= 3, "{before} tasks tried");
+    // The next try waits 10 s after the third failure, then longer.
+    thread::sleep(Duration::from_secs(5));
+    assert_eq!(tried(), before);
+    let task = agent.describe(&agent.service_tasks("throttle", "STOPPED")[0]);
+    assert_eq!(task["lastStatus"], "STOPPED");
+    assert!(task.get("startedAt").is_none(), "{task:#}");
 }

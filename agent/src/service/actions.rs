@@ -288,6 +288,12 @@ impl Agent {
         Ok(json!({"services": services, "failures": failures}))
     }
 
+    pub(crate) fn active_service_count(&self) -> usize {
+        self.store()
+            .services::<Service>(&["ACTIVE"])
+            .map_or(0, |s| s.len())
+    }
+
     pub fn list_services(&self, _body: Value) -> Result<Value, ApiError> {
         let services: Vec<Service> = self
             .store()

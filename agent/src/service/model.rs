@@ -113,7 +113,9 @@ impl Service {
         self.deployments.first()
     }
 
-    /// Adds events (oldest of them first) at `now`, keeping the newest [`MAX_EVENTS`].
+    /// Adds events (oldest of them first) at `now`, keeping the newest [`MAX_EVENTS`]. A
+    /// message that repeats the newest event is left out, so that a condition that lasts
+    /// (no room for a task, say) is told once.
     pub fn add_events(
         &mut self,
         messages: &[String],
@@ -121,6 +123,9 @@ impl Service {
         mut new_id: impl FnMut() -> String,
     ) {
         for m in messages {
+            if self.events.first().is_some_and(|e| e.message == *m) {
+                continue;
+            }
             self.events.insert(
                 0,
                 ServiceEvent {
@@ -249,7 +254,8 @@ mod tests {
     fn events_keep_the_newest_hundred() {
         let mut s = Service::default();
         let mut n = 0;
-        let msgs: Vec<String> = (0..150).map(|i| format!("m{i}")).collect();
+        let mut msgs: Vec<String> = (0..150).map(|i| format!("m{i}")).collect();
+        msgs.insert(1, "m0".into());
         s.add_events(&msgs, 5.0, || {
             n += 1;
             n.to_string()
@@ -257,5 +263,7 @@ mod tests {
         assert_eq!(s.events.len(), MAX_EVENTS);
         assert_eq!(s.events[0].message, "m149");
         assert_eq!(s.events[99].message, "m50");
+        s.add_events(&["m149".to_string()], 6.0, || "x".into());
+        assert_eq!(s.events[0].created_at, 5.0);
     }
 }

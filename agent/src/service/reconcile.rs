@@ -197,9 +197,21 @@ pub fn reconcile(service: &Service, tasks: &[ObservedTask], now: f64) -> Decisio
     if s.status != "ACTIVE" || s.deployments.is_empty() {
         // Deleted: every task goes; once none is left the service is INACTIVE.
         let reason = "Service deleted".to_string();
-        for t in tasks.iter().filter(|t| t.live()) {
+        let ids: Vec<String> = tasks
+            .iter()
+            .filter(|t| t.live())
+            .map(|t| t.id.clone())
+            .collect();
+        if !ids.is_empty() {
+            d.events.push(format!(
+                "(service {name}) has stopped {} running tasks: {}.",
+                ids.len(),
+                list(&ids)
+            ));
+        }
+        for id in ids {
             d.stop.push(Stop {
-                task: t.id.clone(),
+                task: id,
                 reason: reason.clone(),
             });
         }

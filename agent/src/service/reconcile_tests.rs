@@ -494,6 +494,10 @@ fn a_deleted_service_stops_its_tasks_then_becomes_inactive() {
     s.status = "DRAINING".into();
     let d = reconcile(&s, &[task("t1", "ecs-svc/1", "RUNNING")], NOW);
     assert_eq!(stopped_ids(&d), ["t1"]);
+    assert_eq!(
+        d.events,
+        ["(service web) has stopped 1 running tasks: (task t1)."]
+    );
     assert_eq!(d.service.status, "DRAINING");
     let d = reconcile(&s, &[task("t1", "ecs-svc/1", "STOPPED")], NOW);
     assert!(d.stop.is_empty());
