@@ -197,9 +197,11 @@ impl Agent {
             }
             if !started.is_empty() {
                 events.push(reconcile::started_message(&name, &started));
-                let p = &mut service.deployments[0];
-                p.pending_count += started.len() as u32;
-                service.pending_count += started.len() as u32;
+                let n = started.len() as u32;
+                if let Some(p) = service.deployments.first_mut() {
+                    p.pending_count += n;
+                }
+                service.pending_count += n;
             }
         }
         let now = ecs::now();

@@ -291,7 +291,7 @@ pub fn reconcile(service: &Service, tasks: &[ObservedTask], now: f64) -> Decisio
             replaced.push(t.id.clone());
         }
     }
-    for (ids, by) in [(&scaled_in, &primary.id), (&replaced, &primary.id)] {
+    for ids in [&scaled_in, &replaced] {
         if ids.is_empty() {
             continue;
         }
@@ -303,7 +303,7 @@ pub fn reconcile(service: &Service, tasks: &[ObservedTask], now: f64) -> Decisio
         for id in ids {
             d.stop.push(Stop {
                 task: id.clone(),
-                reason: format!("Scaling activity initiated by (deployment {by})"),
+                reason: format!("Scaling activity initiated by (deployment {})", primary.id),
             });
         }
     }
@@ -344,13 +344,13 @@ pub fn reconcile(service: &Service, tasks: &[ObservedTask], now: f64) -> Decisio
     }
 
     // Done: the primary deployment has its desired count of healthy tasks and nothing else
-    // is left.
+    // is left, not even a task on its way out.
     let quiet = d.launch.is_none() && d.stop.is_empty();
     let others_left = tasks.iter().any(|t| !t.stopped() && !t.of(&primary));
     let primary_healthy = primary_live.iter().filter(|t| t.healthy(now)).count();
     let settled = quiet
         && !tripped
-        && !others_left
+        && occupied == primary_live.len() as u64
         && primary_healthy == desired as usize
         && primary_live.len() == desired as usize;
     if settled && s.deployments[0].rollout_state == "IN_PROGRESS" {

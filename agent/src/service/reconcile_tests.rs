@@ -524,3 +524,18 @@ fn a_task_running_for_a_moment_does_not_replace_an_old_one_yet() {
     let d = reconcile(&s, &[old, new], NOW + 1.5);
     assert_eq!(stopped_ids(&d), ["o1"]);
 }
+
+#[test]
+fn no_steady_state_while_a_task_is_still_stopping() {
+    let s = service(
+        1,
+        100,
+        200,
+        vec![deployment("ecs-svc/1", "web:1", "IN_PROGRESS")],
+    );
+    let mut going = task("t2", "ecs-svc/1", "RUNNING");
+    going.desired_status = "STOPPED".into();
+    let d = reconcile(&s, &[task("t1", "ecs-svc/1", "RUNNING"), going], NOW);
+    assert!(d.events.is_empty(), "{:?}", d.events);
+    assert_eq!(d.service.deployments[0].rollout_state, "IN_PROGRESS");
+}
