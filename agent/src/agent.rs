@@ -98,6 +98,7 @@ struct Inner {
     host_id: String,
     cpu_units: u64,
     memory_mib: u64,
+    services: crate::service::Services,
 }
 
 pub const CGROUP_ROOT: &str = "/berth/task";
@@ -127,6 +128,7 @@ impl Agent {
                 host_id,
                 cpu_units,
                 memory_mib,
+                services: Default::default(),
             }),
         };
         agent.refresh_all();
@@ -162,8 +164,12 @@ impl Agent {
         Ok(())
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+    pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.inner.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn services(&self) -> &crate::service::Services {
+        &self.inner.services
     }
 
     // ---- task definitions ----
@@ -185,7 +191,10 @@ impl Agent {
         Ok(json!({"taskDefinition": definition_json(&stored), "tags": []}))
     }
 
-    fn resolve_definition(&self, reference: &str) -> Result<StoredTaskDefinition, ApiError> {
+    pub(crate) fn resolve_definition(
+        &self,
+        reference: &str,
+    ) -> Result<StoredTaskDefinition, ApiError> {
         let (family, revision) =
             ecs::parse_task_definition_ref(reference).map_err(ApiError::client)?;
         self.store()
@@ -258,7 +267,8 @@ impl Agent {
     pub fn run_task(&self, body: Value) -> Result<Value, ApiError> {
         let reference = str_field(&body, "taskDefinition")?;
         let stored = self.resolve_definition(&reference)?;
-        if stored.status != "ACTIVE" {
+        // A service keeps its tasks going on a revision deregistered since, as in ECS.
+        if stored.status != "ACTIVE" && body["berthService"].is_null() {
             return Err(ApiError::client(format!(
                 "taskDefinition: {}:{} is INACTIVE and cannot run new tasks",
                 stored.family, stored.revision
@@ -412,6 +422,7 @@ impl Agent {
             }
             self.inner.images.release(task.id());
             let _ = self.store().put_task(&task);
+            self.inner.services.notify();
         }
     }
 
@@ -568,7 +579,18 @@ impl Agent {
 
     pub fn stop_task(&self, body: Value) -> Result<Value, ApiError> {
         let name = str_field(&body, "task")?;
-        let id = ecs::task_id_of(&name).to_string();
+        let reason = body["reason"]
+            .as_str()
+            .unwrap_or("Task stopped by user")
+            .to_string();
+        let task = self.stop(&name, "UserInitiated", &reason)?;
+        Ok(json!({"task": task}))
+    }
+
+    /// Asks the task's supervisor to stop it (or stops it outright when it has none yet),
+    /// recording `stop_code` and `reason` unless the task already has a stop code.
+    pub(crate) fn stop(&self, name: &str, stop_code: &str, reason: &str) -> Result<Task, ApiError> {
+        let id = ecs::task_id_of(name).to_string();
         self.refresh(&id);
         let mut task: Task = self
             .store()
@@ -578,22 +600,18 @@ impl Agent {
         if task.last_status == "STOPPED" {
             return Err(ApiError::invalid(format!("task {id} is already STOPPED")));
         }
-        let reason = body["reason"]
-            .as_str()
-            .unwrap_or("Task stopped by user")
-            .to_string();
         task.desired_status = "STOPPED".into();
         if task.stop_code.is_none() {
-            task.stop_code = Some("UserInitiated".into());
-            task.stopped_reason = Some(reason.clone());
+            task.stop_code = Some(stop_code.into());
+            task.stopped_reason = Some(reason.into());
         }
         let task_dir = PathBuf::from(&task.local.task_dir);
         let status = read_status(&task_dir);
         match status {
             Some(s) if s.last_status != "STOPPED" => {
                 let req = StopRequest {
-                    stop_code: "UserInitiated".into(),
-                    reason,
+                    stop_code: stop_code.into(),
+                    reason: reason.into(),
                 };
                 let text = serde_json::to_vec(&req).map_err(|e| ApiError::server(e.to_string()))?;
                 berth_runtime::container::state::write_volatile(&task_dir.join(STOP_FILE), &text)
@@ -617,7 +635,8 @@ impl Agent {
         self.store()
             .put_task(&task)
             .map_err(|e| ApiError::server(e.to_string()))?;
-        Ok(json!({"task": task}))
+        self.inner.services.notify();
+        Ok(task)
     }
 
     pub fn describe_tasks(&self, body: Value) -> Result<Value, ApiError> {
@@ -698,7 +717,7 @@ impl Agent {
             "registeredContainerInstancesCount": 1,
             "runningTasksCount": running,
             "pendingTasksCount": pending,
-            "activeServicesCount": 0,
+            "activeServicesCount": self.active_service_count(),
         }], "failures": []}))
     }
 
@@ -758,6 +777,7 @@ impl Agent {
         if task != before {
             task.version += 1;
             let _ = store.put_task(&task);
+            self.inner.services.notify();
         }
     }
 
@@ -805,6 +825,11 @@ impl Actions for Agent {
                 json!({"containerInstanceArns": [ecs::container_instance_arn(&self.inner.host_id)]}),
             ),
             "DescribeContainerInstances" => self.describe_container_instances(body),
+            "CreateService" => self.create_service(body),
+            "UpdateService" => self.update_service(body),
+            "DeleteService" => self.delete_service(body),
+            "DescribeServices" => self.describe_services(body),
+            "ListServices" => self.list_services(body),
             other => Err(ApiError {
                 kind: "UnknownOperationException".into(),
                 message: format!("{other} is not an action berth knows"),

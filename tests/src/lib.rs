@@ -16,6 +16,7 @@ pub mod netns;
 pub mod oci;
 pub mod registry;
 pub mod runtime;
+pub mod service;
 pub mod tree;
 
 pub use agent::Agent;

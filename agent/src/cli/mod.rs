@@ -7,6 +7,7 @@ mod logs;
 mod output;
 mod progress;
 mod run;
+mod services;
 mod tasks;
 
 use std::path::PathBuf;
@@ -71,6 +72,14 @@ pub enum Command {
     ListTasks(tasks::ListTasksArgs),
     /// Stop a task: SIGTERM, then SIGKILL after each container's stopTimeout
     StopTask(tasks::StopTaskArgs),
+    /// Keep a number of copies of a task running
+    CreateService(services::CreateServiceArgs),
+    /// Change a service's desired count, task definition or deployment configuration
+    UpdateService(services::UpdateServiceArgs),
+    /// Delete a service (scaled to 0 first, or with --force)
+    DeleteService(services::DeleteServiceArgs),
+    DescribeServices(services::DescribeServicesArgs),
+    ListServices(services::ListServicesArgs),
     ListClusters,
     DescribeClusters,
     ListContainerInstances,
@@ -119,6 +128,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::DescribeTasks(a) => done(tasks::describe_tasks(&ctx, &a)),
         Command::ListTasks(a) => done(tasks::list_tasks(&ctx, &a)),
         Command::StopTask(a) => done(tasks::stop_task(&ctx, &a)),
+        Command::CreateService(a) => done(services::create(&ctx, &a)),
+        Command::UpdateService(a) => done(services::update(&ctx, &a)),
+        Command::DeleteService(a) => done(services::delete(&ctx, &a)),
+        Command::DescribeServices(a) => done(services::describe(&ctx, &a)),
+        Command::ListServices(a) => done(services::list(&ctx, &a)),
         Command::ListClusters => done(tasks::simple(&ctx, "ListClusters")),
         Command::DescribeClusters => done(tasks::simple(&ctx, "DescribeClusters")),
         Command::ListContainerInstances => done(tasks::simple(&ctx, "ListContainerInstances")),

@@ -124,7 +124,7 @@ pub fn read_definition(path: &std::path::Path) -> anyhow::Result<Value> {
     })
 }
 
-fn file_or_inline(s: &str) -> anyhow::Result<Value> {
+pub(super) fn file_or_inline(s: &str) -> anyhow::Result<Value> {
     match s.strip_prefix("file://") {
         Some(p) => read_definition(std::path::Path::new(p)),
         None => serde_json::from_str(s).map_err(|e| {

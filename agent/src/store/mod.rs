@@ -2,6 +2,8 @@
 //! revisions, and tasks with their history. Schema changes are numbered migrations, applied
 //! in order and recorded in `PRAGMA user_version`.
 
+mod services;
+
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
