@@ -16,8 +16,8 @@ use crate::images::{Images, PullBehavior};
 use crate::plan::{self, ContainerInput, FileContent, TaskContext};
 use crate::store::{Store, StoredTaskDefinition, TaskFilter};
 use crate::supervisor::task::{
-    Condition as SupCondition, ContainerSpec, Dependency, STOP_FILE, StopRequest, TASK_FILE,
-    TaskSpec, TaskStatus, read_status,
+    Condition as SupCondition, ContainerSpec, Dependency, HealthCheck as SupHealthCheck, STOP_FILE,
+    StopRequest, TASK_FILE, TaskSpec, TaskStatus, read_status,
 };
 use crate::taskdef::{self, TaskDefinition, TaskOverride};
 
@@ -525,6 +525,14 @@ impl Agent {
                     })
                     .collect(),
                 stop_timeout_secs: c.stop_timeout.as_secs(),
+                start_timeout_secs: c.start_timeout.map(|t| t.as_secs()),
+                health_check: c.health_check.as_ref().map(|h| SupHealthCheck {
+                    command: h.command.clone(),
+                    interval_secs: h.interval.as_secs(),
+                    timeout_secs: h.timeout.as_secs(),
+                    retries: h.retries,
+                    start_period_secs: h.start_period.as_secs(),
+                }),
                 image: digests.get(&c.name).cloned(),
                 image_store: Some(self.inner.cfg.state_dir.clone()),
                 layers: layers.get(&c.name).cloned().unwrap_or_default(),
@@ -870,8 +878,10 @@ fn apply_status(task: &mut Task, s: &TaskStatus) {
             c.exit_code = cs.exit_code;
             c.reason = cs.reason.clone();
             c.runtime_id = Some(cs.runtime_id.clone());
+            c.health_status = cs.health_status.as_str().into();
         }
     }
+    task.health_status = s.health_status.as_str().into();
 }
 
 fn supervisor_alive(pid: u32) -> bool {

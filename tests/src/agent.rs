@@ -500,6 +500,36 @@ fn pids_in_cgroup(cgroup: &str) -> Vec<i32> {
     found
 }
 
+/// The command line of `pid`, its arguments joined by spaces; empty when it is gone.
+pub fn command_line(pid: i32) -> String {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|arg| !arg.is_empty())
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect();
+    args.join(" ")
+}
+
+/// The children of `parent` that exited and were never waited for.
+pub fn zombie_children(parent: i32) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str().and_then(|s| s.parse().ok()))
+        .filter(|&pid| is_zombie(pid) && parent_of(pid) == Some(parent))
+        .collect()
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the parenthesized command name: state, then the parent's pid.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Whether `pid` is alive (and not a zombie).
 pub fn is_alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid)

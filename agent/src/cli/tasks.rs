@@ -327,10 +327,16 @@ fn print_task_rows(tasks: &[Value]) -> anyhow::Result<()> {
                         .as_i64()
                         .map(|e| format!(" exit {e}"))
                         .unwrap_or_default();
+                    // Only a container with a verdict from its check says so.
+                    let health = match c["healthStatus"].as_str() {
+                        Some(h @ ("HEALTHY" | "UNHEALTHY")) => format!(" {h}"),
+                        _ => String::new(),
+                    };
                     format!(
-                        "{}:{}{}",
+                        "{}:{}{}{}",
                         c["name"].as_str().unwrap_or_default(),
                         c["lastStatus"].as_str().unwrap_or_default(),
+                        health,
                         code
                     )
                 })
@@ -342,6 +348,7 @@ fn print_task_rows(tasks: &[Value]) -> anyhow::Result<()> {
                 def,
                 s("lastStatus"),
                 s("desiredStatus"),
+                s("healthStatus"),
                 containers,
                 t["stoppedReason"].as_str().unwrap_or("").to_string(),
             ]
@@ -353,6 +360,7 @@ fn print_task_rows(tasks: &[Value]) -> anyhow::Result<()> {
             "DEFINITION",
             "LAST",
             "DESIRED",
+            "HEALTH",
             "CONTAINERS",
             "STOPPED REASON",
         ],

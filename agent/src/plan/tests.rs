@@ -928,3 +928,11 @@ fn specs_serialize_as_runtime_config() {
     let back: Spec = serde_json::from_value(config).unwrap();
     assert_eq!(&back, spec(&p, "web"));
 }
+
+#[test]
+fn a_none_health_check_plans_no_check() {
+    let p = plan_with(|d| {
+        d["containerDefinitions"][0]["healthCheck"] = json!({"command": ["NONE"]});
+    });
+    assert_eq!(container(&p, "app").health_check, None);
+}

@@ -1,10 +1,11 @@
 //! The per-task supervisor: a small process, started by the agent and detached from it,
 //! that creates the task's containers through the runtime library in dependsOn order,
 //! owns their stdout and stderr (json-file logs), waits for their exits, stops them with
-//! SIGTERM then SIGKILL after their stopTimeout, and writes every change to
-//! `status.json` atomically. The agent may die and come back at any time: the supervisor
+//! SIGTERM then SIGKILL after their stopTimeout, runs their health checks, and writes
+//! every change to `status.json` atomically. The agent may die and come back at any time: the supervisor
 //! and the containers go on, and the status file holds the truth.
 
+pub mod health;
 pub mod logs;
 mod memory;
 pub mod sandbox;
@@ -16,12 +17,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use berth_runtime::cgroups::{Cgroup, Host};
+use berth_runtime::container::ExecOptions;
 use berth_runtime::container::state::{now_rfc3339, write_atomic, write_volatile};
 use berth_runtime::{Container, CreateOptions};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
+use health::{CheckResult, ContainerHealth, Health, Judging};
 use logs::LogFile;
 use task::{
     Condition, ContainerSpec, ContainerStatus, STATUS_FILE, STOP_FILE, StopRequest, TASK_FILE,
@@ -50,6 +53,18 @@ struct Member {
     /// When SIGKILL follows the SIGTERM of a stop.
     kill_at: Option<Instant>,
     status: ContainerStatus,
+    health: ContainerHealth,
+    /// When the container started, for the health check's start period.
+    started: Option<Instant>,
+    /// When the next health check runs, while the container runs and has one.
+    check_due: Option<Instant>,
+    check: Option<RunningCheck>,
+}
+
+/// A health check process in the container, the supervisor's child.
+struct RunningCheck {
+    pid: i32,
+    kill_at: Instant,
 }
 
 struct Supervisor {
@@ -62,6 +77,8 @@ struct Supervisor {
     stopping: bool,
     /// Whether the pages of start-up were released once every container had started.
     released_startup_pages: bool,
+    /// When the containers began to wait for their dependencies, for startTimeout.
+    began: Instant,
 }
 
 /// Runs the task in `task_dir` to its end; the return value is the process exit code.
@@ -111,6 +128,7 @@ pub fn run(task_dir: &Path) -> i32 {
     if let Err(reason) = sup.prepare() {
         sup.fail_to_start(&reason);
     }
+    sup.began = Instant::now();
     sup.event_loop(&sigfd);
     sup.teardown();
     0
@@ -130,6 +148,10 @@ impl Supervisor {
                 streams: [None, None],
                 log: None,
                 kill_at: None,
+                health: ContainerHealth::default(),
+                started: None,
+                check_due: None,
+                check: None,
                 status: ContainerStatus {
                     last_status: "PENDING".into(),
                     runtime_id: runtime_id(&task.task_id, &c.name),
@@ -151,6 +173,7 @@ impl Supervisor {
             sandbox: None,
             stopping: false,
             released_startup_pages: false,
+            began: Instant::now(),
         }
     }
 
@@ -239,14 +262,28 @@ impl Supervisor {
                 }
             }
             self.kill_overdue();
+            self.run_health_checks();
         }
     }
 
+    /// The soonest of: a SIGKILL after a stop, a health check to start or to time out,
+    /// a dependency wait to give up.
     fn next_deadline(&self) -> Option<Duration> {
         let now = Instant::now();
         self.members
             .iter()
-            .filter_map(|m| m.kill_at)
+            .flat_map(|m| {
+                let waiting = (m.phase == Phase::Pending && !self.stopping)
+                    .then(|| m.spec.start_timeout().map(|t| self.began + t))
+                    .flatten();
+                [
+                    m.kill_at,
+                    m.check_due,
+                    m.check.as_ref().map(|c| c.kill_at),
+                    waiting,
+                ]
+            })
+            .flatten()
             .map(|t| t.saturating_duration_since(now))
             .min()
     }
@@ -262,7 +299,15 @@ impl Supervisor {
                 }
                 match self.dependencies_met(i) {
                     Ok(true) => {}
-                    Ok(false) => continue,
+                    Ok(false) => match self.members[i].spec.start_timeout() {
+                        Some(t) if self.began.elapsed() >= t => {
+                            let reason = self.start_timed_out(i, t);
+                            self.mark_never_started(i, &reason);
+                            self.begin_stop("TaskFailedToStart", &reason);
+                            return;
+                        }
+                        _ => continue,
+                    },
                     Err(reason) => {
                         self.mark_never_started(i, &reason);
                         self.begin_stop("TaskFailedToStart", &reason);
@@ -285,40 +330,74 @@ impl Supervisor {
 
     fn dependencies_met(&self, i: usize) -> Result<bool, String> {
         for dep in &self.members[i].spec.depends_on {
-            let Some(d) = self.members.iter().find(|m| m.spec.name == dep.container) else {
-                return Err(format!("dependsOn: no container {:?}", dep.container));
-            };
-            let met = match dep.condition {
-                Condition::Start => d.phase != Phase::Pending,
-                Condition::Complete => d.phase == Phase::Stopped,
-                Condition::Success => {
-                    if d.phase == Phase::Stopped && d.exit_code != Some(0) {
-                        return Err(format!(
-                            "dependency {:?} of container {:?} exited with {} instead of succeeding",
-                            dep.container,
-                            self.members[i].spec.name,
-                            d.exit_code
-                                .map(|c| c.to_string())
-                                .unwrap_or_else(|| "no exit code".into())
-                        ));
-                    }
-                    d.phase == Phase::Stopped
-                }
-                Condition::Healthy => {
-                    return Err(format!(
-                        "dependsOn {:?} HEALTHY: health checks are not supported yet",
-                        dep.container
-                    ));
-                }
-            };
-            if d.phase == Phase::Stopped && d.pid.is_none() && dep.condition == Condition::Start {
-                return Err(format!("dependency {:?} never started", dep.container));
-            }
-            if !met {
+            if !self.dependency_met(i, dep)? {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// Whether container `i`'s dependency `dep` is met; an error when it never can be.
+    fn dependency_met(&self, i: usize, dep: &task::Dependency) -> Result<bool, String> {
+        let Some(d) = self.members.iter().find(|m| m.spec.name == dep.container) else {
+            return Err(format!("dependsOn: no container {:?}", dep.container));
+        };
+        let met = match dep.condition {
+            Condition::Start => d.phase != Phase::Pending,
+            Condition::Complete => d.phase == Phase::Stopped,
+            Condition::Success => {
+                if d.phase == Phase::Stopped && d.exit_code != Some(0) {
+                    return Err(format!(
+                        "dependency {:?} of container {:?} exited with {} instead of succeeding",
+                        dep.container,
+                        self.members[i].spec.name,
+                        d.exit_code
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "no exit code".into())
+                    ));
+                }
+                d.phase == Phase::Stopped
+            }
+            Condition::Healthy => {
+                if d.phase == Phase::Stopped && d.pid.is_some() {
+                    return Err(format!(
+                        "dependency {:?} of container {:?} stopped before it was healthy",
+                        dep.container, self.members[i].spec.name
+                    ));
+                }
+                d.phase == Phase::Running && d.health.status == Health::Healthy
+            }
+        };
+        if d.phase == Phase::Stopped
+            && d.pid.is_none()
+            && matches!(dep.condition, Condition::Start | Condition::Healthy)
+        {
+            return Err(format!("dependency {:?} never started", dep.container));
+        }
+        Ok(met)
+    }
+
+    /// Why container `i` gave up waiting: its first dependency not met in time.
+    fn start_timed_out(&self, i: usize, timeout: Duration) -> String {
+        let spec = &self.members[i].spec;
+        let unmet = spec
+            .depends_on
+            .iter()
+            .find(|dep| !matches!(self.dependency_met(i, dep), Ok(true)));
+        match unmet {
+            Some(dep) => format!(
+                "dependency {:?} of container {:?} was not {} within its startTimeout of {} s",
+                dep.container,
+                spec.name,
+                condition_word(dep.condition),
+                timeout.as_secs()
+            ),
+            None => format!(
+                "the dependencies of container {:?} were not met within its startTimeout of {} s",
+                spec.name,
+                timeout.as_secs()
+            ),
+        }
     }
 
     fn start_member(&mut self, i: usize) -> Result<(), String> {
@@ -369,8 +448,89 @@ impl Supervisor {
         m.status.last_status = "RUNNING".into();
         m.status.pid = m.pid;
         m.status.started_at = Some(now);
+        let started = Instant::now();
+        m.started = Some(started);
+        m.check_due = m
+            .spec
+            .health_check
+            .as_ref()
+            .map(|hc| started + Duration::from_secs(hc.interval_secs));
         self.save();
         Ok(())
+    }
+
+    /// Starts the health checks that are due and kills those past their timeout.
+    fn run_health_checks(&mut self) {
+        if self.stopping {
+            return;
+        }
+        let now = Instant::now();
+        for i in 0..self.members.len() {
+            let m = &mut self.members[i];
+            if m.phase != Phase::Running {
+                continue;
+            }
+            if let Some(check) = m.check.as_ref().filter(|c| c.kill_at <= now) {
+                kill_check(check.pid);
+                m.check = None;
+                self.check_ended(i, CheckResult::TimedOut);
+                continue;
+            }
+            let m = &mut self.members[i];
+            if m.check.is_some() || m.check_due.is_none_or(|t| t > now) {
+                continue;
+            }
+            m.check_due = None;
+            let (Some(container), Some(hc)) = (&m.container, &m.spec.health_check) else {
+                continue;
+            };
+            let opts = ExecOptions {
+                args: hc.command.clone(),
+                ..Default::default()
+            };
+            // The check's output is not kept: its exit code is the verdict.
+            let spawned = match dev_null() {
+                Some(null) => with_stdio(&null, &null, || container.spawn_exec(&opts)),
+                None => container.spawn_exec(&opts),
+            };
+            match spawned {
+                Ok(pid) => {
+                    m.check = Some(RunningCheck {
+                        pid,
+                        kill_at: Instant::now() + Duration::from_secs(hc.timeout_secs),
+                    });
+                }
+                Err(_) => self.check_ended(i, CheckResult::Failed),
+            }
+        }
+    }
+
+    /// Records a check's result, plans the next one, and saves when health changed.
+    fn check_ended(&mut self, i: usize, result: CheckResult) {
+        let m = &mut self.members[i];
+        let Some(hc) = &m.spec.health_check else {
+            return;
+        };
+        let judging = Judging {
+            retries: hc.retries,
+            start_period: Duration::from_secs(hc.start_period_secs),
+        };
+        let since_start = m.started.map(|t| t.elapsed()).unwrap_or_default();
+        let interval = Duration::from_secs(hc.interval_secs);
+        let changed = m.health.record(result, since_start, judging);
+        if m.phase == Phase::Running && !self.stopping {
+            m.check_due = Some(Instant::now() + interval);
+        }
+        if changed {
+            m.status.health_status = m.health.status;
+            self.status.health_status =
+                health::task_health(self.members.iter().map(|m| health::Member {
+                    essential: m.spec.essential,
+                    has_check: m.spec.health_check.is_some(),
+                    status: m.health.status,
+                }));
+            self.save();
+        }
     }
 
     fn mark_never_started(&mut self, i: usize, reason: &str) {
@@ -436,6 +596,20 @@ impl Supervisor {
                 self.sandbox = None;
                 continue;
             }
+            if let Some(i) = self
+                .members
+                .iter()
+                .position(|m| m.check.as_ref().is_some_and(|c| c.pid == pid))
+            {
+                self.members[i].check = None;
+                let result = if code == 0 {
+                    CheckResult::Passed
+                } else {
+                    CheckResult::Failed
+                };
+                self.check_ended(i, result);
+                continue;
+            }
             let Some(i) = self
                 .members
                 .iter()
@@ -458,6 +632,10 @@ impl Supervisor {
         m.phase = Phase::Stopped;
         m.exit_code = Some(code);
         m.kill_at = None;
+        m.check_due = None;
+        if let Some(check) = m.check.take() {
+            kill_check(check.pid);
+        }
         m.status.last_status = "STOPPED".into();
         m.status.exit_code = Some(code);
         m.status.stopped_at = Some(now_rfc3339());
@@ -503,6 +681,10 @@ impl Supervisor {
         self.status.last_status = "STOPPING".into();
         let now = Instant::now();
         for m in &mut self.members {
+            m.check_due = None;
+            if let Some(check) = m.check.take() {
+                kill_check(check.pid);
+            }
             match m.phase {
                 Phase::Running => {
                     if let Some(c) = &m.container {
@@ -587,6 +769,31 @@ impl Supervisor {
                 let _ = s.send_to(self.task.task_id.as_bytes(), sock);
             }
         }
+    }
+}
+
+/// SIGKILL to a health check and whatever it started: the check leads its own session,
+/// so its pid names its process group. It is reaped with the other children.
+fn kill_check(pid: i32) {
+    // SAFETY: kill(2) on a process group this supervisor's exec created.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+}
+
+fn dev_null() -> Option<OwnedFd> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .ok()
+        .map(OwnedFd::from)
+}
+
+fn condition_word(c: Condition) -> &'static str {
+    match c {
+        Condition::Start => "START",
+        Condition::Complete => "COMPLETE",
+        Condition::Success => "SUCCESS",
+        Condition::Healthy => "HEALTHY",
     }
 }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 use oci_spec::runtime::{LinuxResources, Spec};
 use serde::{Deserialize, Serialize};
 
+pub use super::health::Health;
+
 /// A task, ready to run: every container's runtime spec is complete but for the rootfs
 /// (mounted by the supervisor from `layers`) and the shared namespace paths (the
 /// supervisor's sandbox process holds those).
@@ -34,6 +36,12 @@ pub struct ContainerSpec {
     pub essential: bool,
     pub depends_on: Vec<Dependency>,
     pub stop_timeout_secs: u64,
+    /// How long this container waits for its dependsOn conditions (startTimeout);
+    /// None waits as long as they can still be met.
+    #[serde(default)]
+    pub start_timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
     /// The image (manifest digest) in the image store under `image_store`, whose
     /// snapshots become the rootfs: an overlay with a fresh upper directory.
     #[serde(default)]
@@ -46,6 +54,17 @@ pub struct ContainerSpec {
     pub log_max_size: Option<u64>,
     pub log_max_files: u32,
     pub spec: Spec,
+}
+
+/// A container's health check, as the supervisor runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// argv run in the container (CMD-SHELL is already `/bin/sh -c ...`).
+    pub command: Vec<String>,
+    pub interval_secs: u64,
+    pub timeout_secs: u64,
+    pub retries: u32,
+    pub start_period_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +86,10 @@ impl ContainerSpec {
     pub fn stop_timeout(&self) -> Duration {
         Duration::from_secs(self.stop_timeout_secs)
     }
+
+    pub fn start_timeout(&self) -> Option<Duration> {
+        self.start_timeout_secs.map(Duration::from_secs)
+    }
 }
 
 /// The task as the supervisor sees it, in ECS's words.
@@ -83,6 +106,9 @@ pub struct TaskStatus {
     /// The essential container whose exit stopped the task.
     #[serde(default)]
     pub essential_exited: Option<String>,
+    /// From the essential containers' health checks.
+    #[serde(default)]
+    pub health_status: Health,
     pub containers: BTreeMap<String, ContainerStatus>,
 }
 
@@ -95,6 +121,9 @@ pub struct ContainerStatus {
     pub pid: Option<i32>,
     pub started_at: Option<String>,
     pub stopped_at: Option<String>,
+    /// UNKNOWN without a health check, or until one decides.
+    #[serde(default)]
+    pub health_status: Health,
     /// Host path of the container's cgroup directory holding its memory controller, for
     /// stats.
     pub runtime_id: String,

@@ -32,6 +32,17 @@ impl Container {
     /// Runs the process; returns its exit status (128+N if killed by signal N), or 0 right
     /// after it started with `detach`.
     pub fn exec(&self, opts: &ExecOptions) -> Result<i32> {
+        let pid = self.spawn_exec(opts)?;
+        if opts.detach {
+            return Ok(0);
+        }
+        wait_exit_code(pid)
+    }
+
+    /// Starts the process and returns its host pid once it has exec'd, without waiting
+    /// for it. The caller is made a child subreaper and must reap the process itself.
+    /// The process leads a session of its own, so its pid also names its process group.
+    pub fn spawn_exec(&self, opts: &ExecOptions) -> Result<i32> {
         self.require(&[Status::Created, Status::Running], "exec")?;
         let process = self.exec_process(opts)?;
         if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
@@ -60,10 +71,7 @@ impl Container {
         if let Some(f) = &opts.pid_file {
             write_volatile(f, pid.to_string().as_bytes())?;
         }
-        if opts.detach {
-            return Ok(0);
-        }
-        wait_exit_code(pid)
+        Ok(pid)
     }
 
     fn exec_process(&self, opts: &ExecOptions) -> Result<Process> {
