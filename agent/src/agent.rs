@@ -162,7 +162,7 @@ impl Agent {
         Ok(())
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+    pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.inner.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -185,7 +185,10 @@ impl Agent {
         Ok(json!({"taskDefinition": definition_json(&stored), "tags": []}))
     }
 
-    fn resolve_definition(&self, reference: &str) -> Result<StoredTaskDefinition, ApiError> {
+    pub(crate) fn resolve_definition(
+        &self,
+        reference: &str,
+    ) -> Result<StoredTaskDefinition, ApiError> {
         let (family, revision) =
             ecs::parse_task_definition_ref(reference).map_err(ApiError::client)?;
         self.store()
@@ -805,6 +808,11 @@ impl Actions for Agent {
                 json!({"containerInstanceArns": [ecs::container_instance_arn(&self.inner.host_id)]}),
             ),
             "DescribeContainerInstances" => self.describe_container_instances(body),
+            "CreateSchedule" => self.create_schedule(body),
+            "GetSchedule" => self.get_schedule(body),
+            "ListSchedules" => self.list_schedules(body),
+            "UpdateSchedule" => self.update_schedule(body),
+            "DeleteSchedule" => self.delete_schedule(body),
             other => Err(ApiError {
                 kind: "UnknownOperationException".into(),
                 message: format!("{other} is not an action berth knows"),

@@ -2,7 +2,7 @@
 //! time zone, and a task definition to run) and the pure decision of when one fires.
 //! The agent's actions and its firing loop are in `actions.rs`.
 
-
+mod actions;
 pub mod expression;
 
 use chrono::{DateTime, Utc};

@@ -2,6 +2,8 @@
 //! revisions, and tasks with their history. Schema changes are numbered migrations, applied
 //! in order and recorded in `PRAGMA user_version`.
 
+mod schedules;
+
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -20,6 +22,8 @@ pub enum StoreError {
     #[error("state database: stored record {0} is unreadable: {1}")]
     Corrupt(String, serde_json::Error),
 }
+
+pub use schedules::StoredSchedule;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
