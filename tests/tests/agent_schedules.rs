@@ -268,6 +268,11 @@ fn bad_input_is_refused_naming_the_field_and_stores_nothing() {
 
     create("a", "cron(0 12 * * ? *)", "no-such-family", &[]).assert_error_naming("no-such-family");
     create("a", "cron(0 12 * * ? *)", "real:7", &[]).assert_error_naming("real:7");
+    agent.register(&brief("retired"));
+    agent
+        .berth(["deregister-task-definition", "retired:1"])
+        .ok("deregister retired:1");
+    create("a", "cron(0 12 * * ? *)", "retired:1", &[]).assert_error_naming("retired:1");
     create("a", "cron(0 12 1 * MON *)", "real", &[]).assert_error_naming("cron(0 12 1 * MON *)");
     create("a", "cron(0 0 12 * * ? *)", "real", &[]).assert_error_naming("six fields");
     create("a", "rate(0 minutes)", "real", &[]).assert_error_naming("rate(0 minutes)");

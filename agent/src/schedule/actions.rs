@@ -220,7 +220,8 @@ impl Agent {
         let expr = parse(&s.schedule_expression).map_err(|e| validation(e.to_string()))?;
         let tz = parse_timezone(&s.schedule_expression_timezone)
             .map_err(|e| validation(e.to_string()))?;
-        self.resolve_definition(&s.target.ecs_parameters.task_definition_arn)
+        let definition = self
+            .resolve_definition(&s.target.ecs_parameters.task_definition_arn)
             .map_err(|e| {
                 validation(format!(
                     "Target.EcsParameters.TaskDefinitionArn: {}",
@@ -229,6 +230,12 @@ impl Agent {
                         .unwrap_or(&e.message)
                 ))
             })?;
+        if definition.status != "ACTIVE" {
+            return Err(validation(format!(
+                "Target.EcsParameters.TaskDefinitionArn: {}:{} is INACTIVE and cannot run new tasks",
+                definition.family, definition.revision
+            )));
+        }
         if s.state == ENABLED && next_fire(&expr, utc(s.start_date), tz).is_none() {
             return Err(validation(format!(
                 "ScheduleExpression {:?}: never fires after now in {}",
