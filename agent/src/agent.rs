@@ -838,6 +838,11 @@ impl Actions for Agent {
             "DeleteService" => self.delete_service(body),
             "DescribeServices" => self.describe_services(body),
             "ListServices" => self.list_services(body),
+            "CreateSchedule" => self.create_schedule(body),
+            "GetSchedule" => self.get_schedule(body),
+            "ListSchedules" => self.list_schedules(body),
+            "UpdateSchedule" => self.update_schedule(body),
+            "DeleteSchedule" => self.delete_schedule(body),
             other => Err(ApiError {
                 kind: "UnknownOperationException".into(),
                 message: format!("{other} is not an action berth knows"),

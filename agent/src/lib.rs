@@ -6,6 +6,7 @@ pub mod api;
 pub mod ecs;
 pub mod images;
 pub mod plan;
+pub mod schedule;
 pub mod service;
 pub mod store;
 pub mod supervisor;

@@ -58,6 +58,7 @@ pub fn run(ctx: &Context, a: &AgentArgs) -> anyhow::Result<()> {
     let agent = open(ctx, a, None)?;
     agent.watch().map_err(|e| anyhow::anyhow!(e))?;
     agent.run_services();
+    agent.fire_schedules();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -7,6 +7,7 @@ mod logs;
 mod output;
 mod progress;
 mod run;
+mod schedules;
 mod services;
 mod tasks;
 
@@ -84,6 +85,15 @@ pub enum Command {
     DescribeClusters,
     ListContainerInstances,
     DescribeContainerInstances,
+    /// Run a task definition on a schedule: cron(...), rate(...) or at(...)
+    CreateSchedule(schedules::CreateScheduleArgs),
+    /// Show a schedule with its next and last firing
+    GetSchedule(schedules::ScheduleNameArg),
+    ListSchedules(schedules::ListSchedulesArgs),
+    /// Change a schedule's expression, time zone, state, task definition or count
+    UpdateSchedule(schedules::UpdateScheduleArgs),
+    /// Delete a schedule (tasks it started keep running)
+    DeleteSchedule(schedules::ScheduleNameArg),
 }
 
 /// What every command gets besides its own arguments.
@@ -139,5 +149,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::DescribeContainerInstances => {
             done(tasks::simple(&ctx, "DescribeContainerInstances"))
         }
+        Command::CreateSchedule(a) => done(schedules::create(&ctx, &a)),
+        Command::GetSchedule(a) => done(schedules::get(&ctx, &a)),
+        Command::ListSchedules(a) => done(schedules::list(&ctx, &a)),
+        Command::UpdateSchedule(a) => done(schedules::update(&ctx, &a)),
+        Command::DeleteSchedule(a) => done(schedules::delete(&ctx, &a)),
     }
 }

@@ -2,6 +2,7 @@
 //! revisions, and tasks with their history. Schema changes are numbered migrations, applied
 //! in order and recorded in `PRAGMA user_version`.
 
+mod schedules;
 mod services;
 
 use std::path::Path;
@@ -22,6 +23,8 @@ pub enum StoreError {
     #[error("state database: stored record {0} is unreadable: {1}")]
     Corrupt(String, serde_json::Error),
 }
+
+pub use schedules::StoredSchedule;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
