@@ -32,6 +32,16 @@ impl Container {
     /// Runs the process; returns its exit status (128+N if killed by signal N), or 0 right
     /// after it started with `detach`.
     pub fn exec(&self, opts: &ExecOptions) -> Result<i32> {
+        let pid = self.spawn(opts)?;
+        if opts.detach {
+            return Ok(0);
+        }
+        wait_exit_code(pid)
+    }
+
+    /// Starts the process and returns its host pid once it runs the command; the caller
+    /// (a child subreaper from now on) waits for it with [`wait_exit_code`].
+    pub fn spawn(&self, opts: &ExecOptions) -> Result<i32> {
         self.require(&[Status::Created, Status::Running], "exec")?;
         let process = self.exec_process(opts)?;
         if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
@@ -60,10 +70,7 @@ impl Container {
         if let Some(f) = &opts.pid_file {
             write_atomic(f, pid.to_string().as_bytes())?;
         }
-        if opts.detach {
-            return Ok(0);
-        }
-        wait_exit_code(pid)
+        Ok(pid)
     }
 
     fn exec_process(&self, opts: &ExecOptions) -> Result<Process> {
