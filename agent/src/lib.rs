@@ -6,6 +6,7 @@ pub mod api;
 pub mod ecs;
 pub mod images;
 pub mod plan;
+pub mod stats;
 pub mod store;
 pub mod supervisor;
 pub mod taskdef;
