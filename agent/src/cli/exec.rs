@@ -2,12 +2,15 @@
 //! library (the container's namespaces, cgroup, user, environment, working directory and
 //! seccomp filter), as `docker exec` and ECS Exec do. The exit code is the command's.
 
-use std::os::fd::AsRawFd;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use nix::fcntl::OFlag;
 
 use berth_agent::ecs::Task;
 use berth_agent::supervisor::task::{TASK_FILE, TaskSpec, read_status};
@@ -109,9 +112,92 @@ fn exec(ctx: &Context, a: &ExecArgs) -> Result<i32, Failure> {
         if !a.interactive {
             stdin_from_dev_null()?;
         }
-        let pid = container.spawn(&opts).map_err(start_failure)?;
+        let streams = Streams::through_pipes(a.interactive)?;
+        let spawned = container.spawn(&opts);
+        let copying = streams.start_copying()?;
+        let pid = spawned.map_err(start_failure)?;
         forward_signals(pid, FORWARDED);
-        Ok(wait_exit_code(pid)?)
+        let code = wait_exit_code(pid)?;
+        for done in copying {
+            let _ = done.recv_timeout(DRAIN);
+        }
+        Ok(code)
+    }
+}
+
+/// Without -t the command must not get this process's terminal (it could read or steer
+/// it): each of stdin, stdout and stderr that is a terminal reaches the command through a
+/// pipe, copied here, as docker's stream does. Files and pipes are handed on as they are.
+struct Streams {
+    /// (our descriptor, the terminal it was, the end of the pipe we copy to or from)
+    relays: Vec<(i32, OwnedFd, OwnedFd)>,
+}
+
+impl Streams {
+    /// Puts pipes in place of the terminals among fds 0 (with `stdin`), 1 and 2, for the
+    /// command to inherit.
+    fn through_pipes(stdin: bool) -> anyhow::Result<Streams> {
+        let fds: &[i32] = if stdin { &[0, 1, 2] } else { &[1, 2] };
+        let mut relays = Vec::new();
+        for &fd in fds {
+            // SAFETY: fds 0-2 stay open for the life of the process.
+            let ours = unsafe { BorrowedFd::borrow_raw(fd) };
+            if !nix::unistd::isatty(ours).unwrap_or(false) {
+                continue;
+            }
+            let terminal = ours
+                .try_clone_to_owned()
+                .with_context(|| format!("duplicate fd {fd}"))?;
+            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("create a pipe")?;
+            let (theirs, kept) = if fd == 0 {
+                (read, write)
+            } else {
+                (write, read)
+            };
+            // SAFETY: replaces one of this process's stdio descriptors with a pipe end it
+            // owns; the terminal stays open in `terminal`.
+            if unsafe { libc::dup2(theirs.as_raw_fd(), fd) } < 0 {
+                return Err(std::io::Error::last_os_error()).context("put a pipe on stdio");
+            }
+            relays.push((fd, terminal, kept));
+        }
+        Ok(Streams { relays })
+    }
+
+    /// Gives this process its terminals back (so that only the command holds the pipes)
+    /// and copies between them and the pipes; each channel reports when its copy ended.
+    fn start_copying(self) -> anyhow::Result<Vec<mpsc::Receiver<()>>> {
+        let mut done = Vec::new();
+        for (fd, terminal, kept) in self.relays {
+            // SAFETY: puts the saved terminal back on this process's stdio descriptor.
+            if unsafe { libc::dup2(terminal.as_raw_fd(), fd) } < 0 {
+                return Err(std::io::Error::last_os_error()).context("restore stdio");
+            }
+            let (from, to) = if fd == 0 {
+                (File::from(terminal), File::from(kept))
+            } else {
+                (File::from(kept), File::from(terminal))
+            };
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                copy(from, to);
+                let _ = tx.send(());
+            });
+            // stdin ends when the user ends it, not when the command exits.
+            if fd != 0 {
+                done.push(rx);
+            }
+        }
+        Ok(done)
+    }
+}
+
+fn copy(mut from: File, mut to: File) {
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
     }
 }
 
