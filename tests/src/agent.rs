@@ -181,6 +181,30 @@ impl Agent {
         task_id(&tasks[0])
     }
 
+    /// `curl --unix-socket SOCKET http://berth/PATH`: the response's headers and body.
+    #[track_caller]
+    pub fn http_get(&self, path: &str) -> (String, String) {
+        let output = Command::new("curl")
+            .arg("-sS")
+            .arg("--dump-header")
+            .arg("-")
+            .arg("--unix-socket")
+            .arg(self.socket())
+            .arg(format!("http://berth{path}"))
+            .output()
+            .unwrap_or_else(|e| panic!("run curl: {e}"));
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "curl GET {path}: {}{text}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let (headers, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("GET {path}: no header end in {text:?}"));
+        (headers.to_string(), body.to_string())
+    }
+
     /// `describe-tasks ID`: the task; panics when it is reported missing.
     #[track_caller]
     pub fn describe(&self, id: &str) -> Value {
