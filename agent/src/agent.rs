@@ -849,6 +849,15 @@ impl Actions for Agent {
             }),
         }
     }
+
+    fn metrics(&self) -> String {
+        crate::stats::metrics_of_agent(self)
+    }
+
+    fn stats(&self, all: bool) -> Result<Value, ApiError> {
+        serde_json::to_value(crate::stats::of_agent(self, all))
+            .map_err(|e| ApiError::server(e.to_string()))
+    }
 }
 
 fn apply_status(task: &mut Task, s: &TaskStatus) {

@@ -8,6 +8,7 @@ pub mod images;
 pub mod plan;
 pub mod schedule;
 pub mod service;
+pub mod stats;
 pub mod store;
 pub mod supervisor;
 pub mod taskdef;

@@ -181,6 +181,39 @@ impl Agent {
         task_id(&tasks[0])
     }
 
+    /// `GET PATH` on the agent's socket, as `curl --unix-socket` sends it: the response's
+    /// status line and headers, and its body.
+    #[track_caller]
+    pub fn http_get(&self, path: &str) -> (String, String) {
+        use std::io::{Read, Write};
+        let socket = self.socket();
+        let mut stream = UnixStream::connect(&socket)
+            .unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("set a read timeout");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: berth\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap_or_else(|e| panic!("send GET {path}: {e}"));
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .unwrap_or_else(|e| panic!("read the answer to GET {path}: {e}"));
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let (headers, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("GET {path}: no header end in {text:?}"));
+        assert!(
+            !headers
+                .to_lowercase()
+                .contains("transfer-encoding: chunked"),
+            "GET {path}: a chunked answer: {headers}"
+        );
+        (headers.to_string(), body.to_string())
+    }
+
     /// `describe-tasks ID`: the task; panics when it is reported missing.
     #[track_caller]
     pub fn describe(&self, id: &str) -> Value {

@@ -202,6 +202,52 @@ impl ContainerCgroup {
             .unwrap_or_else(|e| panic!("{}: {e}: {text:?}", path.display()))
     }
 
+    /// Memory charged to the cgroup, page cache included: v1 `memory.usage_in_bytes` or
+    /// v2 `memory.current`.
+    #[track_caller]
+    pub fn memory_usage(&self) -> u64 {
+        let path = self.file("memory", "memory.usage_in_bytes", "memory.current");
+        self.number(&path)
+    }
+
+    /// The inactive page cache in memory.stat: v1 `total_inactive_file` or v2
+    /// `inactive_file`.
+    #[track_caller]
+    pub fn memory_inactive_file(&self) -> u64 {
+        let v1 = self.v1_dir("memory").is_some();
+        let path = self.file("memory", "memory.stat", "memory.stat");
+        let key = if v1 {
+            "total_inactive_file"
+        } else {
+            "inactive_file"
+        };
+        let text = self.read(&path);
+        keyed_value(&text, key)
+            .unwrap_or_else(|| panic!("{}: no {key} in {text:?}", path.display()))
+    }
+
+    /// The memory hard limit in bytes: v1 `memory.limit_in_bytes` or v2 `memory.max`.
+    #[track_caller]
+    pub fn memory_limit(&self) -> u64 {
+        let path = self.file("memory", "memory.limit_in_bytes", "memory.max");
+        self.number(&path)
+    }
+
+    /// Processes and threads in the cgroup: `pids.current`.
+    #[track_caller]
+    pub fn pids_current(&self) -> u64 {
+        let path = self.file("pids", "pids.current", "pids.current");
+        self.number(&path)
+    }
+
+    #[track_caller]
+    fn number(&self, path: &Path) -> u64 {
+        let text = self.read(path);
+        text.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {e}: {text:?}", path.display()))
+    }
+
     /// The pids of every process in the cgroup and its descendants, in any hierarchy.
     pub fn procs_below(&self) -> Vec<i32> {
         let mut pids = Vec::new();

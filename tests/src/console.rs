@@ -143,3 +143,54 @@ fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bool {
         }
     }
 }
+
+/// The window size of [`run_on_terminal`]'s terminal: (rows, columns).
+pub const TERMINAL_SIZE: (u16, u16) = (37, 101);
+
+/// Runs `command` with a new pseudoterminal (of [`TERMINAL_SIZE`]) as its stdin, stdout,
+/// stderr and controlling terminal, as in an interactive shell: writes `input` to the terminal, reads what the
+/// command prints until it exits, and returns its exit code and output (`\r\n` as `\n`).
+#[track_caller]
+pub fn run_on_terminal(
+    mut command: std::process::Command,
+    input: &[u8],
+    timeout: Duration,
+) -> (i32, String) {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let size = nix::pty::Winsize {
+        ws_row: TERMINAL_SIZE.0,
+        ws_col: TERMINAL_SIZE.1,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).expect("open a pseudoterminal");
+    let stdio = |fd: &OwnedFd| std::process::Stdio::from(fd.try_clone().expect("dup the pty"));
+    command
+        .stdin(stdio(&pty.slave))
+        .stdout(stdio(&pty.slave))
+        .stderr(stdio(&pty.slave));
+    // SAFETY: setsid and ioctl are async-signal-safe; the child only makes it the session
+    // leader of the terminal now on its stdin.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("spawn a command on a terminal");
+    // Only the command may hold the terminal, so that it hangs up when the command exits.
+    drop(command);
+    drop(pty.slave);
+    if !input.is_empty() {
+        nix::unistd::write(&pty.master, input).expect("type on the terminal");
+    }
+    let output = read_until_hangup(&pty.master, timeout);
+    let status = child.wait().expect("wait for the command on the terminal");
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    (code, output)
+}

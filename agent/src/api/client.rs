@@ -54,12 +54,30 @@ impl Client {
 
     /// `GET /metrics`, as text.
     pub fn metrics(&self) -> Result<String, ClientError> {
-        let req = hyper::Request::get("/metrics")
+        let (_, bytes) = self.get("/metrics")?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// `GET /stats`: the counters of the containers of the tasks not yet stopped (with
+    /// `all`, of every task listed).
+    pub fn stats(&self, all: bool) -> Result<crate::stats::Samples, ClientError> {
+        let (ok, bytes) = self.get(if all { "/stats?all=true" } else { "/stats" })?;
+        if !ok {
+            let value: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            return Err(ClientError::Api(ApiError {
+                kind: value["__type"].as_str().unwrap_or("ServerException").into(),
+                message: value["message"].as_str().unwrap_or_default().into(),
+            }));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| self.transport(e))
+    }
+
+    fn get(&self, path: &str) -> Result<(bool, Bytes), ClientError> {
+        let req = hyper::Request::get(path)
             .header("host", "berth")
             .body(Full::new(Bytes::new()))
             .map_err(|e| self.transport(e))?;
-        let (_, bytes) = self.send(req)?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+        self.send(req)
     }
 
     /// One request on a fresh connection: whether it succeeded, and the response body.

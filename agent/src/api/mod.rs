@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -63,6 +63,13 @@ pub trait Actions: Send + Sync + 'static {
     fn metrics(&self) -> String {
         String::new()
     }
+    /// The containers' counters for `GET /stats` (`?all=true`: of stopped tasks too).
+    fn stats(&self, _all: bool) -> Result<Value, ApiError> {
+        Err(ApiError {
+            kind: "UnknownOperationException".into(),
+            message: "GET /stats is not served here".into(),
+        })
+    }
 }
 
 /// Serves the API on `socket` (mode 0600) until the future is dropped.
@@ -80,6 +87,7 @@ pub fn router(actions: Arc<dyn Actions>) -> Router {
     Router::new()
         .route("/", post(action))
         .route("/metrics", get(metrics))
+        .route("/stats", get(stats))
         .with_state(actions)
 }
 
@@ -135,7 +143,26 @@ async fn metrics(State(actions): State<Arc<dyn Actions>>) -> Response {
     let text = tokio::task::spawn_blocking(move || actions.metrics())
         .await
         .unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    (
+        [(header::CONTENT_TYPE, crate::stats::prometheus::CONTENT_TYPE)],
+        text,
+    )
+        .into_response()
+}
+
+async fn stats(State(actions): State<Arc<dyn Actions>>, RawQuery(query): RawQuery) -> Response {
+    let all = query
+        .unwrap_or_default()
+        .split('&')
+        .any(|kv| kv == "all" || kv == "all=true" || kv == "all=1");
+    match tokio::task::spawn_blocking(move || actions.stats(all)).await {
+        Ok(Ok(v)) => reply(StatusCode::OK, v),
+        Ok(Err(e)) => reply(StatusCode::BAD_REQUEST, e.body()),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::server(e.to_string()).body(),
+        ),
+    }
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {

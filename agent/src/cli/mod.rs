@@ -2,6 +2,7 @@
 //! its arguments and calls the library. Errors become one line on stderr and exit code 1.
 
 mod agent;
+mod exec;
 mod image;
 mod logs;
 mod output;
@@ -9,6 +10,7 @@ mod progress;
 mod run;
 mod schedules;
 mod services;
+mod stats;
 mod tasks;
 
 use std::path::PathBuf;
@@ -60,6 +62,10 @@ pub enum Command {
     Run(run::RunArgs),
     /// Print a task's container logs
     Logs(logs::LogsArgs),
+    /// Run a command in a running container of a task
+    Exec(exec::ExecArgs),
+    /// Show the CPU, memory and process use of task containers
+    Stats(stats::StatsArgs),
     /// Register a task definition (a new revision of its family)
     RegisterTaskDefinition(tasks::RegisterArgs),
     DescribeTaskDefinition(tasks::TaskDefinitionArg),
@@ -116,6 +122,28 @@ impl Context {
     }
 }
 
+impl Context {
+    /// A task by id or ARN: from the agent when it runs, else as the store on disk last
+    /// recorded it (so that a task can be reached while the agent is down).
+    pub fn find_task(&self, name: &str) -> anyhow::Result<berth_agent::ecs::Task> {
+        use berth_agent::api::client::{Client, ClientError};
+        let id = berth_agent::ecs::task_id_of(name);
+        let found = match Client::new(&self.socket)
+            .call("DescribeTasks", &serde_json::json!({"tasks": [name]}))
+        {
+            Ok(resp) => match resp["tasks"].get(0) {
+                Some(task) => Some(serde_json::from_value(task.clone())?),
+                None => None,
+            },
+            Err(ClientError::NotRunning { .. }) => {
+                berth_agent::store::Store::open(&self.state_dir.join("berth.db"))?.task(id)?
+            }
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        };
+        found.ok_or_else(|| anyhow::anyhow!("task {id:?} does not exist"))
+    }
+}
+
 /// Runs the command; the value is the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let ctx = Context {
@@ -129,6 +157,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Agent(a) => done(agent::run(&ctx, &a)),
         Command::Run(a) => run::run(&ctx, &a),
         Command::Logs(a) => done(logs::run(&ctx, &a)),
+        Command::Exec(a) => exec::run(&ctx, &a),
+        Command::Stats(a) => done(stats::run(&ctx, &a)),
         Command::RegisterTaskDefinition(a) => done(tasks::register(&ctx, &a)),
         Command::DescribeTaskDefinition(a) => done(tasks::describe_definition(&ctx, &a)),
         Command::ListTaskDefinitions(a) => done(tasks::list_definitions(&ctx, &a)),

@@ -31,7 +31,11 @@ pub struct CpuStats {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct MemoryStats {
+    /// Everything charged to the cgroup, page cache included.
     pub usage_bytes: u64,
+    /// Page cache the kernel can drop first (v2 `inactive_file`, v1 `total_inactive_file`
+    /// of memory.stat): what docker leaves out of a container's usage.
+    pub inactive_file_bytes: u64,
     /// The high-water mark; v2 kernels before 5.19 do not keep one.
     pub max_usage_bytes: Option<u64>,
     pub limit_bytes: Option<u64>,
@@ -42,6 +46,25 @@ pub struct MemoryStats {
 pub struct PidsStats {
     pub current: u64,
     pub limit: Option<u64>,
+}
+
+impl MemoryStats {
+    /// Usage as `docker stats` shows it: without the inactive page cache.
+    pub fn working_set_bytes(&self) -> u64 {
+        self.usage_bytes.saturating_sub(self.inactive_file_bytes)
+    }
+}
+
+/// The inactive page cache in a memory.stat text: v2 names it `inactive_file`, v1
+/// `total_inactive_file` (this cgroup and its children; plain `inactive_file` there is
+/// this cgroup alone).
+pub fn inactive_file(memory_stat: &str, mode_v2: bool) -> u64 {
+    let key = if mode_v2 {
+        "inactive_file"
+    } else {
+        "total_inactive_file"
+    };
+    keyed_value(memory_stat, key).unwrap_or(0)
 }
 
 impl Cgroup {
@@ -85,6 +108,10 @@ impl Cgroup {
             },
             memory: MemoryStats {
                 usage_bytes: number(&dir.join("memory.current"))?.unwrap_or(0),
+                inactive_file_bytes: inactive_file(
+                    &read_if_present(&dir.join("memory.stat"))?.unwrap_or_default(),
+                    true,
+                ),
                 max_usage_bytes: number(&dir.join("memory.peak"))?,
                 limit_bytes: number(&dir.join("memory.max"))?,
                 // Absent when no ancestor handed the memory controller down.
@@ -122,6 +149,12 @@ impl Cgroup {
             },
             memory: MemoryStats {
                 usage_bytes: value("memory", "memory.usage_in_bytes")?.unwrap_or(0),
+                inactive_file_bytes: match file("memory", "memory.stat") {
+                    Some(path) => {
+                        inactive_file(&read_if_present(&path)?.unwrap_or_default(), false)
+                    }
+                    None => 0,
+                },
                 max_usage_bytes: value("memory", "memory.max_usage_in_bytes")?,
                 limit_bytes: limited(value("memory", "memory.limit_in_bytes")?),
                 oom_kills: match self.v1_dir("memory") {
@@ -170,6 +203,10 @@ mod tests {
                 "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 7\nnr_throttled 2\nthrottled_usec 30\n",
             ),
             ("memory.current", "4096\n"),
+            (
+                "memory.stat",
+                "anon 1024\nfile 3072\nactive_file 2048\ninactive_file 1024\n",
+            ),
             ("memory.max", "max\n"),
             (
                 "memory.events",
@@ -196,6 +233,7 @@ mod tests {
                 },
                 memory: MemoryStats {
                     usage_bytes: 4096,
+                    inactive_file_bytes: 1024,
                     max_usage_bytes: None,
                     limit_bytes: None,
                     oom_kills: 1,
@@ -229,5 +267,38 @@ mod tests {
         assert_eq!(cgroup.oom_kills().unwrap(), 3);
         fs::write(dir.join("memory.limit_in_bytes"), "9223372036854771712\n").unwrap();
         assert_eq!(cgroup.stats().unwrap().memory.limit_bytes, None);
+    }
+
+    #[test]
+    fn v1_usage_leaves_out_the_inactive_cache_of_the_whole_subtree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("memory/c1");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("memory.usage_in_bytes"), "10000\n").unwrap();
+        fs::write(
+            dir.join("memory.stat"),
+            "cache 4000\nrss 6000\ninactive_file 100\ntotal_cache 4000\ntotal_inactive_file 3000\n",
+        )
+        .unwrap();
+        fs::write(dir.join("memory.oom_control"), "oom_kill 0\n").unwrap();
+        let cgroup = Cgroup::new(&Host::v1_at(tmp.path()), Some(Path::new("/c1")), "c1").unwrap();
+        let memory = cgroup.stats().unwrap().memory;
+        assert_eq!(memory.inactive_file_bytes, 3000);
+        assert_eq!(memory.working_set_bytes(), 7000);
+    }
+
+    #[test]
+    fn inactive_file_by_hierarchy_version() {
+        let v2 = "anon 10\ninactive_anon 0\ninactive_file 42\n";
+        assert_eq!(inactive_file(v2, true), 42);
+        let v1 = "inactive_file 5\ntotal_inactive_file 50\n";
+        assert_eq!(inactive_file(v1, false), 50);
+        assert_eq!(inactive_file("", false), 0);
+        let more = MemoryStats {
+            usage_bytes: 10,
+            inactive_file_bytes: 20,
+            ..Default::default()
+        };
+        assert_eq!(more.working_set_bytes(), 0);
     }
 }

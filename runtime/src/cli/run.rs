@@ -1,10 +1,9 @@
 use std::path::Path;
-use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::container::Container;
 use crate::error::{Error, Result};
 use crate::process::terminal::{ConsoleListener, proxy};
-use crate::process::wait_exit_code;
+use crate::process::{forward_signals, wait_exit_code};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,16 +15,6 @@ pub struct Args {
     /// Keep the container's state after it exits (no delete)
     #[arg(long)]
     pub keep: bool,
-}
-
-static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn forward(sig: libc::c_int) {
-    let pid = FORWARD_TO.load(Ordering::Relaxed);
-    if pid > 0 {
-        // SAFETY: kill(2) is async-signal-safe.
-        unsafe { libc::kill(pid, sig) };
-    }
 }
 
 pub fn run(root: &Path, args: &Args) -> Result<i32> {
@@ -49,19 +38,18 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
     };
     let c = Container::create(root, &opts)?;
     // Signals a terminal or a supervisor sends to `run` are meant for the container.
-    FORWARD_TO.store(c.saved.pid, Ordering::Relaxed);
-    for sig in [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGWINCH,
-    ] {
-        // SAFETY: installing an async-signal-safe handler.
-        unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
-    }
+    forward_signals(
+        c.saved.pid,
+        &[
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGWINCH,
+        ],
+    );
     if let Err(e) = c.start() {
         let _ = c.delete(true);
         return Err(e);

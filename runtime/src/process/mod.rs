@@ -150,6 +150,26 @@ fn reap(pid: i32) -> String {
 }
 
 /// The exit status a shell would report: the code, or 128+N when killed by signal N.
+static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = FORWARD_TO.load(std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// From now on, `signals` sent to this process (by a terminal or a supervisor) go to
+/// `pid` instead: they are meant for the container's process this one waits for.
+pub fn forward_signals(pid: i32, signals: &[libc::c_int]) {
+    FORWARD_TO.store(pid, std::sync::atomic::Ordering::Relaxed);
+    for sig in signals {
+        // SAFETY: installing an async-signal-safe handler.
+        unsafe { libc::signal(*sig, forward as *const () as libc::sighandler_t) };
+    }
+}
+
 pub fn wait_exit_code(pid: i32) -> Result<i32> {
     use nix::sys::wait::{WaitStatus, waitpid};
     loop {

@@ -124,50 +124,111 @@ impl Drop for ConsoleListener {
 /// Copies stdin to the pty and the pty to stdout until the pty closes; stdin is put in
 /// raw mode (and restored on return) when it is a terminal.
 pub fn proxy(master: OwnedFd) {
-    use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
-    use std::io::{Read, Write};
-    use std::os::fd::{AsFd, BorrowedFd};
+    let _raw = RawTerminal::attach(&master);
+    relay(master, true);
+}
 
-    // SAFETY: fd 0 stays open for the life of the process.
-    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
-    let saved = tcgetattr(stdin).ok();
-    if let Some(t) = &saved {
-        let mut raw = t.clone();
-        cfmakeraw(&mut raw);
-        let _ = tcsetattr(stdin, SetArg::TCSANOW, &raw);
-        let mut ws: libc::winsize = libc::winsize {
-            ws_row: 0,
-            ws_col: 0,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCGWINSZ/TIOCSWINSZ read and write a winsize through valid pointers.
-        unsafe {
-            if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
-                libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-            }
+/// The caller's terminal in raw mode while it is attached to a container's pty, so that
+/// keys (Ctrl-C included) reach the container; the old mode comes back on drop.
+pub struct RawTerminal {
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl RawTerminal {
+    /// Puts stdin in raw mode when it is a terminal, and gives `pty` its window size.
+    pub fn attach(pty: &OwnedFd) -> RawTerminal {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        // SAFETY: fd 0 stays open for the life of the process.
+        let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
+        let saved = tcgetattr(stdin).ok();
+        if let Some(t) = &saved {
+            let mut raw = t.clone();
+            cfmakeraw(&mut raw);
+            let _ = tcsetattr(stdin, SetArg::TCSANOW, &raw);
+            copy_window_size(pty.as_raw_fd());
+        }
+        RawTerminal { saved }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        use nix::sys::termios::{SetArg, tcsetattr};
+        if let Some(t) = &self.saved {
+            // SAFETY: fd 0 stays open for the life of the process.
+            let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
+            let _ = tcsetattr(stdin, SetArg::TCSANOW, t);
         }
     }
-    let mut to_pty = std::fs::File::from(master.try_clone().expect("dup pty master"));
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        let mut input = std::io::stdin();
-        while let Ok(n) = input.read(&mut buf) {
-            if n == 0 || to_pty.write_all(&buf[..n]).is_err() {
-                break;
-            }
+}
+
+/// Gives the pty the window size of the caller's terminal (stdin), if it has one. Only
+/// ioctls: safe in a signal handler.
+pub fn copy_window_size(pty: std::os::fd::RawFd) {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ/TIOCSWINSZ read and write a winsize through valid pointers.
+    unsafe {
+        if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
+            libc::ioctl(pty, libc::TIOCSWINSZ, &ws);
         }
-    });
+    }
+}
+
+static RESIZED_PTY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_window_change(_: libc::c_int) {
+    let fd = RESIZED_PTY.load(std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 {
+        copy_window_size(fd);
+    }
+}
+
+/// Passes every later change of the caller's window size (SIGWINCH) on to `pty`, which
+/// must stay open for the rest of the process.
+pub fn follow_window_size(pty: &OwnedFd) {
+    RESIZED_PTY.store(pty.as_raw_fd(), std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: installing a handler that only loads an atomic and makes ioctls.
+    unsafe {
+        libc::signal(
+            libc::SIGWINCH,
+            on_window_change as *const () as libc::sighandler_t,
+        )
+    };
+}
+
+/// Copies the pty to stdout until the pty closes (EIO once the last process holding its
+/// slave exits) and, with `forward_stdin`, stdin to the pty on a thread of its own.
+pub fn relay(master: OwnedFd, forward_stdin: bool) {
+    use std::io::{Read, Write};
+
+    if forward_stdin {
+        match master.try_clone() {
+            Ok(fd) => {
+                let mut to_pty = std::fs::File::from(fd);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let mut input = std::io::stdin();
+                    while let Ok(n) = input.read(&mut buf) {
+                        if n == 0 || to_pty.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(e) => eprintln!("berth-runtime: warning: stdin not forwarded to the pty: {e}"),
+        }
+    }
     let mut from_pty = std::fs::File::from(master);
     let mut out = std::io::stdout();
     let mut buf = [0u8; 4096];
-    // EIO once the last process holding the slave exits.
     while let Ok(n) = from_pty.read(&mut buf) {
         if n == 0 || out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
             break;
         }
-    }
-    if let Some(t) = saved {
-        let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &t);
     }
 }
