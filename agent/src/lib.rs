@@ -5,9 +5,11 @@ mod agent;
 pub mod api;
 pub mod ecs;
 pub mod images;
+pub mod net;
 pub mod plan;
 pub mod store;
 pub mod supervisor;
+mod sweep;
 pub mod taskdef;
 
 pub use agent::{Agent, CGROUP_ROOT, Config, reservation};

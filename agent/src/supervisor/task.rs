@@ -8,6 +8,8 @@ use std::time::Duration;
 use oci_spec::runtime::{LinuxResources, Spec};
 use serde::{Deserialize, Serialize};
 
+use crate::net::{NetworkStatus, TaskNetwork};
+
 /// A task, ready to run: every container's runtime spec is complete but for the rootfs
 /// (mounted by the supervisor from `layers`) and the shared namespace paths (the
 /// supervisor's sandbox process holds those).
@@ -26,6 +28,9 @@ pub struct TaskSpec {
     pub runtime_root: PathBuf,
     /// A unix datagram socket the agent listens on; each status change is announced there.
     pub notify_socket: Option<PathBuf>,
+    /// bridge and awsvpc modes: the network to connect the sandbox's namespace to.
+    #[serde(default)]
+    pub network: Option<TaskNetwork>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +89,9 @@ pub struct TaskStatus {
     #[serde(default)]
     pub essential_exited: Option<String>,
     pub containers: BTreeMap<String, ContainerStatus>,
+    /// The task's address and published ports, once connected.
+    #[serde(default)]
+    pub network: Option<NetworkStatus>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
