@@ -39,7 +39,7 @@ impl TestBridge {
 
     /// What belongs to this bridge's tasks on the host, sorted: links enslaved to the
     /// bridge (a task's veth, while its network namespace lives), address leases, and
-    /// firewall rules mentioning the subnet or a chain of a task's port mappings.
+    /// firewall rules mentioning the subnet or, as portmap's comments do, the network.
     pub fn host_state(&self) -> HostState {
         let links = run("ip", &["-o", "link", "show", "master", &self.name])
             .lines()
@@ -59,7 +59,7 @@ impl TestBridge {
         let mut rules: Vec<String> = run("iptables-save", &[])
             .lines()
             .filter(|l| l.starts_with('-') || l.starts_with(':'))
-            .filter(|l| l.contains(&prefix) || l.contains("CNI-DN-") || l.contains("CNI-HOSTPORT-"))
+            .filter(|l| l.contains(&prefix) || l.contains(&format!("\\\"{}\\\"", self.name)))
             .map(|l| {
                 // Chain lines carry packet counters.
                 l.split(" [").next().unwrap_or(l).to_string()

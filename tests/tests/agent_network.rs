@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use berth_tests::Agent;
 use berth_tests::agent::{container, is_alive, task_id};
-use berth_tests::bridge::{TestBridge, free_port, host_ipv4, http_get, udp_ask};
+use berth_tests::bridge::{HostState, TestBridge, free_port, host_ipv4, http_get, udp_ask};
 use serde_json::{Value, json};
 
 /// Long enough for a task to start or stop on a loaded two-core host.
@@ -68,6 +68,18 @@ fn host_port_of(task: &Value, name: &str) -> u16 {
         .as_u64()
         .and_then(|p| u16::try_from(p).ok())
         .unwrap_or_else(|| panic!("no hostPort in networkBindings of {name}: {task:#}"))
+}
+
+/// Waits a little for the kernel to free what the task's namespace held, then compares.
+#[track_caller]
+fn assert_settles(bridge: &TestBridge, before: &HostState) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut now = bridge.host_state();
+    while now != *before && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+        now = bridge.host_state();
+    }
+    assert_eq!(now, *before, "what berth left on the host");
 }
 
 fn log_text(agent: &Agent, id: &str, name: &str) -> String {
@@ -393,11 +405,7 @@ fn two_hundred_tasks_leave_the_host_as_it_was() {
         ids.extend(batch);
     }
     assert_eq!(ids.len(), 200);
-    let after = berth_tests::wait_for("the host to settle", Duration::from_secs(10), || {
-        let now = bridge.host_state();
-        (now == before).then_some(now)
-    });
-    assert_eq!(after, before);
+    assert_settles(&bridge, &before);
 }
 
 #[test]
@@ -444,10 +452,6 @@ fn a_killed_supervisor_leaves_nothing_after_the_agent_sweeps() {
             .contains("supervisor"),
         "{task:#}"
     );
-    let after = berth_tests::wait_for("the host to settle", Duration::from_secs(10), || {
-        let now = bridge.host_state();
-        (now == before).then_some(now)
-    });
-    assert_eq!(after, before);
+    assert_settles(&bridge, &before);
     assert!(http_get(local(port)).is_err(), "port {port} still answers");
 }
