@@ -82,7 +82,7 @@ pub fn add(
     runtime: &RuntimeConfig,
 ) -> Result<Value, NetError> {
     let mut prev: Option<Value> = None;
-    for plugin in plugins(conflist) {
+    for plugin in plugins(conflist, runtime) {
         let conf = plugin_config(conflist, plugin, runtime, prev.as_ref());
         let out = exec(cni_path, "ADD", container_id, Some(netns), &conf)?;
         prev = Some(out);
@@ -105,7 +105,7 @@ pub fn del(
 ) -> Result<(), NetError> {
     let netns = netns.filter(|p| p.exists());
     let mut first_error = None;
-    for plugin in plugins(conflist).iter().rev() {
+    for plugin in plugins(conflist, runtime).iter().rev() {
         let conf = plugin_config(conflist, plugin, runtime, None);
         if let Err(e) = exec(cni_path, "DEL", container_id, netns, &conf) {
             first_error.get_or_insert(e);
@@ -114,10 +114,19 @@ pub fn del(
     first_error.map_or(Ok(()), Err)
 }
 
-fn plugins(conflist: &Value) -> Vec<&Value> {
+/// The plugins to run. One that only serves port mappings has nothing to do for a task
+/// without any (portmap passes ADD's result through and returns from DEL), so it is not
+/// started at all: a process less per start and stop.
+pub fn plugins<'a>(conflist: &'a Value, runtime: &RuntimeConfig) -> Vec<&'a Value> {
     conflist["plugins"]
         .as_array()
-        .map(|a| a.iter().collect())
+        .map(|a| {
+            a.iter()
+                .filter(|p| {
+                    !runtime.port_mappings.is_empty() || p["type"].as_str() != Some("portmap")
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -90,6 +90,22 @@ fn plugins_get_name_version_runtime_config_and_previous_result() {
 }
 
 #[test]
+fn portmap_runs_only_for_tasks_with_port_mappings() {
+    let list = conflist(&NetworkConfig::default());
+    let types = |runtime: &RuntimeConfig| -> Vec<String> {
+        cni::plugins(&list, runtime)
+            .iter()
+            .map(|p| p["type"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(types(&RuntimeConfig::default()), ["bridge"]);
+    let with_port = RuntimeConfig {
+        port_mappings: vec![json!({"hostPort": 8080, "containerPort": 80, "protocol": "tcp"})],
+    };
+    assert_eq!(types(&with_port), ["bridge", "portmap"]);
+}
+
+#[test]
 fn add_result_gives_the_address_mac_and_veth() {
     let result = json!({
         "cniVersion": "1.0.0",
