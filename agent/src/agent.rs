@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::api::{Actions, ApiError};
 use crate::ecs::{self, Task, task_arn, task_definition_arn};
 use crate::images::{Images, PullBehavior};
+use crate::net;
 use crate::plan::{self, ContainerInput, FileContent, TaskContext};
 use crate::store::{Store, StoredTaskDefinition, TaskFilter};
 use crate::supervisor::task::{
@@ -38,6 +39,8 @@ pub struct Config {
     pub memory_mib: Option<u64>,
     /// The datagram socket supervisors announce changes on.
     pub notify_socket: PathBuf,
+    /// The bridge that bridge and awsvpc tasks join.
+    pub network: net::NetworkConfig,
 }
 
 impl Config {
@@ -61,6 +64,7 @@ impl Config {
             cpu_units: None,
             memory_mib: None,
             notify_socket: run_dir.join("notify.sock"),
+            network: net::NetworkConfig::default(),
         }
     }
 }
@@ -99,6 +103,8 @@ struct Inner {
     cpu_units: u64,
     memory_mib: u64,
     services: crate::service::Services,
+    /// The conflist, once the host is ready for bridge tasks.
+    conflist: Mutex<Option<Value>>,
 }
 
 pub const CGROUP_ROOT: &str = "/berth/task";
@@ -129,6 +135,7 @@ impl Agent {
                 cpu_units,
                 memory_mib,
                 services: Default::default(),
+                conflist: Mutex::new(None),
             }),
         };
         agent.refresh_all();
@@ -363,7 +370,7 @@ impl Agent {
                 ..Default::default()
             })
             .collect();
-        Task {
+        let mut task = Task {
             task_arn: arn,
             cluster_arn: ecs::cluster_arn(),
             task_definition_arn: task_definition_arn(&stored.family, stored.revision),
@@ -401,7 +408,9 @@ impl Agent {
                 essential_exited: None,
             },
             ..Default::default()
-        }
+        };
+        net::host_bindings(def, &mut task);
+        task
     }
 
     /// Pulls the images, plans the containers and hands the task to a new supervisor.
@@ -541,6 +550,16 @@ impl Agent {
                 spec: c.spec,
             });
         }
+        let network = if net::uses_bridge(def) {
+            Some(net::TaskNetwork {
+                mode: def.network_mode().to_string(),
+                config: self.inner.cfg.network.clone(),
+                conflist: self.host_network()?,
+                ports: net::port_requests(def),
+            })
+        } else {
+            None
+        };
         let spec = TaskSpec {
             task_id: id.clone(),
             task_cgroup: plan.task_cgroup,
@@ -553,6 +572,7 @@ impl Agent {
             containers,
             runtime_root: self.inner.cfg.run_dir.join("runtime"),
             notify_socket: Some(self.inner.cfg.notify_socket.clone()),
+            network,
         };
         let text = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
         berth_runtime::container::state::write_volatile(&task_dir.join(TASK_FILE), &text)
@@ -568,6 +588,24 @@ impl Agent {
         }
         spawn_supervisor(&self.inner.cfg.supervisor, &task_dir)?;
         Ok(())
+    }
+
+    /// Readies the host for bridge tasks (once per agent): the conflist they use.
+    fn host_network(&self) -> Result<Value, String> {
+        let mut ready = self
+            .inner
+            .conflist
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = &*ready {
+            return Ok(list.clone());
+        }
+        let cfg = &self.inner.cfg.network;
+        net::host::prepare(cfg, &self.inner.cfg.run_dir.join("net.d"))
+            .map_err(|e| format!("the task network {}: {e}", cfg.bridge))?;
+        let list = net::conflist(cfg);
+        *ready = Some(list.clone());
+        Ok(list)
     }
 
     /// Saves progress unless a stop came in meanwhile (the stop's record wins).
@@ -771,6 +809,9 @@ impl Agent {
         let before = task.clone();
         apply_status(&mut task, &status);
         if task.last_status != "STOPPED" && !supervisor_alive(status.supervisor_pid) {
+            if let Err(e) = crate::sweep::dead_task(&dir) {
+                tracing::warn!(task = %id, "clean up after the supervisor: {e}");
+            }
             let now = ecs::now();
             task.last_status = "STOPPED".into();
             task.desired_status = "STOPPED".into();
@@ -885,6 +926,9 @@ fn apply_status(task: &mut Task, s: &TaskStatus) {
     task.stopped_at = t(&s.stopped_at).or(task.stopped_at);
     if task.last_status == "STOPPED" {
         task.execution_stopped_at = task.stopped_at;
+    }
+    if let Some(n) = &s.network {
+        net::describe(task, n);
     }
     for c in &mut task.containers {
         if let Some(cs) = s.containers.get(&c.name) {

@@ -5,12 +5,14 @@ mod agent;
 pub mod api;
 pub mod ecs;
 pub mod images;
+pub mod net;
 pub mod plan;
 pub mod schedule;
 pub mod service;
 pub mod stats;
 pub mod store;
 pub mod supervisor;
+mod sweep;
 pub mod taskdef;
 
 pub use agent::{Agent, CGROUP_ROOT, Config, reservation};

@@ -30,6 +30,8 @@ pub struct Agent {
     bin: PathBuf,
     dir: TempDir,
     daemon: Option<Child>,
+    /// More `berth agent` arguments, for every (re)start.
+    daemon_args: Vec<String>,
 }
 
 impl Agent {
@@ -37,6 +39,14 @@ impl Agent {
     /// serving on its socket.
     pub fn start() -> Agent {
         let mut agent = Agent::stopped();
+        agent.restart();
+        agent
+    }
+
+    /// The same, with more `berth agent` arguments (such as `--bridge NAME`).
+    pub fn start_with(args: &[&str]) -> Agent {
+        let mut agent = Agent::stopped();
+        agent.daemon_args = args.iter().map(|a| a.to_string()).collect();
         agent.restart();
         agent
     }
@@ -59,6 +69,7 @@ impl Agent {
             bin,
             dir,
             daemon: None,
+            daemon_args: Vec::new(),
         };
         let layout = &crate::busybox().oci_layout;
         agent
@@ -273,6 +284,7 @@ impl Agent {
                 "--run-dir".as_ref(),
                 run_dir.as_os_str(),
             ])
+            .args(&self.daemon_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

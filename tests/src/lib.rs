@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod berth;
+pub mod bridge;
 pub mod bundle;
 pub mod cgroup;
 pub mod console;

@@ -29,6 +29,57 @@ pub struct AgentArgs {
     /// Runtime state and sockets
     #[arg(long, default_value = "/run/berth")]
     pub run_dir: std::path::PathBuf,
+    /// The bridge that bridge and awsvpc tasks join (created on first use)
+    #[arg(long, env = "BERTH_BRIDGE", default_value = "berth0")]
+    pub bridge: String,
+    /// The bridge's IPv4 subnet; tasks get addresses from it
+    #[arg(long, env = "BERTH_BRIDGE_SUBNET", default_value = "10.77.0.0/16")]
+    pub bridge_subnet: String,
+    /// Host ports for mappings without a hostPort, FROM-TO
+    #[arg(long, env = "ECS_DYNAMIC_HOST_PORT_RANGE", default_value = "49153-65535", value_parser = parse_port_range)]
+    pub host_port_range: (u16, u16),
+    /// Where the CNI plugins are
+    #[arg(long, env = "CNI_PATH", default_value = "/usr/lib/cni")]
+    pub cni_path: std::path::PathBuf,
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (from, to) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?}: expected FROM-TO, such as 49153-65535"))?;
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{p:?} is not a port (1 to 65535)"))
+    };
+    let (from, to) = (port(from)?, port(to)?);
+    if from > to {
+        return Err(format!("{s:?}: {from} is above {to}"));
+    }
+    Ok((from, to))
+}
+
+fn check_network(bridge: &str, subnet: &str) -> anyhow::Result<()> {
+    if bridge.is_empty()
+        || bridge.len() > 15
+        || !bridge
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        anyhow::bail!("--bridge {bridge:?}: must be 1 to 15 letters, digits, '-', '_' or '.'");
+    }
+    let ok = subnet.split_once('/').is_some_and(|(addr, len)| {
+        addr.parse::<std::net::Ipv4Addr>().is_ok()
+            && len.parse::<u8>().is_ok_and(|l| (8..=30).contains(&l))
+    });
+    if !ok {
+        anyhow::bail!(
+            "--bridge-subnet {subnet:?}: must be an IPv4 subnet such as 10.77.0.0/16 (prefix 8 to 30)"
+        );
+    }
+    Ok(())
 }
 
 pub fn open(
@@ -42,6 +93,13 @@ pub fn open(
     }
     cfg.pull_behavior = a.pull_behavior;
     cfg.task_retention = Duration::from_secs(a.task_retention);
+    check_network(&a.bridge, &a.bridge_subnet)?;
+    cfg.network = berth_agent::net::NetworkConfig {
+        bridge: a.bridge.clone(),
+        subnet: a.bridge_subnet.clone(),
+        cni_path: a.cni_path.clone(),
+        host_ports: a.host_port_range,
+    };
     let images = StoreImages::open(&ctx.state_dir, a.insecure_registries.clone())
         .map_err(|e| anyhow::anyhow!(e))?;
     Agent::open(cfg, Box::new(images)).map_err(|e| anyhow::anyhow!(e))

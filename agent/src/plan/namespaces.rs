@@ -21,7 +21,7 @@ pub const SANDBOX_PID: &str = "{sandbox}";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sandbox {
     /// Namespaces it must unshare and keep: net (bring up lo in it) for networkMode
-    /// none, pid for pidMode task (the sandbox is its pid 1 and reaps orphans), ipc for
+    /// none, bridge and awsvpc (the supervisor connects it to the bridge), pid for pidMode task (the sandbox is its pid 1 and reaps orphans), ipc for
     /// ipcMode task.
     pub namespaces: Vec<LinuxNamespaceType>,
 }
@@ -30,7 +30,7 @@ pub struct Sandbox {
 pub fn task_sandbox(def: &TaskDefinition) -> Option<Sandbox> {
     let shared: Vec<LinuxNamespaceType> = [
         (
-            def.network_mode() == NetworkMode::None,
+            def.network_mode() != NetworkMode::Host,
             LinuxNamespaceType::Network,
         ),
         (def.ipc_mode == Some(IpcMode::Task), LinuxNamespaceType::Ipc),
@@ -131,6 +131,19 @@ mod tests {
                 namespaces: vec![LinuxNamespaceType::Network]
             })
         );
+    }
+
+    #[test]
+    fn bridge_and_awsvpc_share_the_sandbox_network() {
+        for mode in ["bridge", "awsvpc"] {
+            assert!(shown(&def(mode, None, None)).contains(&"net /proc/{sandbox}/ns/net".into()));
+            assert_eq!(
+                task_sandbox(&def(mode, None, None)),
+                Some(Sandbox {
+                    namespaces: vec![LinuxNamespaceType::Network]
+                })
+            );
+        }
     }
 
     #[test]

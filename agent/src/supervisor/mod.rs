@@ -24,6 +24,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
+use crate::net::{self, TaskNetwork};
 use health::{CheckResult, ContainerHealth, Health, Judging};
 use logs::LogFile;
 use task::{
@@ -74,6 +75,10 @@ struct Supervisor {
     members: Vec<Member>,
     task_cgroup: Option<Cgroup>,
     sandbox: Option<i32>,
+    /// Sockets holding the task's host ports.
+    held_ports: Vec<OwnedFd>,
+    /// CNI ADD was tried, so DEL is owed.
+    connected: bool,
     stopping: bool,
     /// Whether the pages of start-up were released once every container had started.
     released_startup_pages: bool,
@@ -171,6 +176,8 @@ impl Supervisor {
             members,
             task_cgroup: None,
             sandbox: None,
+            held_ports: Vec::new(),
+            connected: false,
             stopping: false,
             released_startup_pages: false,
             began: Instant::now(),
@@ -197,7 +204,69 @@ impl Supervisor {
             let _ = cg.add_process(pid);
             self.sandbox = Some(pid);
         }
+        if let (Some(net), Some(pid)) = (self.task.network.clone(), self.sandbox) {
+            self.connect(&net, pid)?;
+        }
         Ok(())
+    }
+
+    /// Holds the task's host ports, then puts the sandbox's network namespace on the
+    /// bridge with its port mappings (CNI ADD).
+    fn connect(&mut self, net: &TaskNetwork, sandbox: i32) -> Result<(), String> {
+        let seed = u64::from(std::process::id())
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos().into())
+                .unwrap_or(0);
+        let (bindings, held) = net::ports::reserve(&net.ports, net.config.host_ports, seed)
+            .map_err(|e| e.to_string())?;
+        self.held_ports = held;
+        let runtime = net::cni::RuntimeConfig::for_ports(&net.ports, &bindings);
+        let netns = PathBuf::from(format!("/proc/{sandbox}/ns/net"));
+        // The ports are on record before ADD, so that whoever runs DEL finds them.
+        self.status.network = Some(net::NetworkStatus {
+            mode: net.mode.clone(),
+            bindings: bindings.clone(),
+            ..Default::default()
+        });
+        self.save();
+        self.connected = true;
+        let result = net::cni::add(
+            &net.conflist,
+            &net.config.cni_path,
+            &self.task.task_id,
+            &netns,
+            &runtime,
+        )
+        .map_err(|e| e.to_string())?;
+        let status = net::cni::parse_result(&result, &net.mode, bindings)
+            .ok_or_else(|| format!("CNI ADD gave no IPv4 address: {result}"))?;
+        self.status.network = Some(status);
+        self.save();
+        Ok(())
+    }
+
+    /// CNI DEL while the namespace still exists, so the plugins remove the veth too.
+    fn disconnect(&mut self) {
+        let Some(net) = self.task.network.clone() else {
+            return;
+        };
+        if !std::mem::take(&mut self.connected) {
+            return;
+        }
+        let netns = self
+            .sandbox
+            .map(|pid| PathBuf::from(format!("/proc/{pid}/ns/net")));
+        let bindings = self
+            .status
+            .network
+            .as_ref()
+            .map(|n| n.bindings.clone())
+            .unwrap_or_default();
+        if let Err(e) = net::release(&self.task.task_id, &net, &bindings, netns.as_deref()) {
+            eprintln!("berth-supervisor: task {}: {e}", self.task.task_id);
+        }
+        self.held_ports.clear();
     }
 
     fn fail_to_start(&mut self, reason: &str) {
@@ -728,6 +797,7 @@ impl Supervisor {
                 .join("rootfs");
             let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
         }
+        self.disconnect();
         if let Some(pid) = self.sandbox.take() {
             // SAFETY: kill(2) on the holder this process forked.
             unsafe { libc::kill(pid, libc::SIGKILL) };

@@ -9,6 +9,7 @@ use oci_spec::runtime::{LinuxResources, Spec};
 use serde::{Deserialize, Serialize};
 
 pub use super::health::Health;
+use crate::net::{NetworkStatus, TaskNetwork};
 
 /// A task, ready to run: every container's runtime spec is complete but for the rootfs
 /// (mounted by the supervisor from `layers`) and the shared namespace paths (the
@@ -28,6 +29,9 @@ pub struct TaskSpec {
     pub runtime_root: PathBuf,
     /// A unix datagram socket the agent listens on; each status change is announced there.
     pub notify_socket: Option<PathBuf>,
+    /// bridge and awsvpc modes: the network to connect the sandbox's namespace to.
+    #[serde(default)]
+    pub network: Option<TaskNetwork>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +114,9 @@ pub struct TaskStatus {
     #[serde(default)]
     pub health_status: Health,
     pub containers: BTreeMap<String, ContainerStatus>,
+    /// The task's address and published ports, once connected.
+    #[serde(default)]
+    pub network: Option<NetworkStatus>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -25,7 +25,7 @@ pub use model::{
 };
 pub use overrides::{ContainerOverride, TaskOverride, apply_overrides};
 pub use user::{IdOrName, UserSpec, parse_user};
-pub use validate::{MAX_STOP_TIMEOUT, MIN_CONTAINER_MEMORY_MIB, validate};
+pub use validate::{MAX_STOP_TIMEOUT, MIN_CONTAINER_MEMORY_MIB, RESERVED_HOST_PORTS, validate};
 
 /// `describe-task-definition` output: the definition sits under `taskDefinition`, next
 /// to `tags`.

@@ -171,11 +171,9 @@ pub struct TaskDefinition {
 }
 
 impl TaskDefinition {
-    /// The network mode in effect. ECS's default on Linux is bridge, which berth does not
-    /// have yet; until it does, a definition without `networkMode` runs in host mode
-    /// (`validate` warns) so that its containers keep the network they expect.
+    /// The network mode in effect: ECS's default on Linux, bridge, when none is given.
     pub fn network_mode(&self) -> NetworkMode {
-        self.network_mode.clone().unwrap_or(NetworkMode::Host)
+        self.network_mode.clone().unwrap_or(NetworkMode::Bridge)
     }
 
     /// The container with this name and its index.

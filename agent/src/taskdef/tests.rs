@@ -267,7 +267,7 @@ fn all_errors_are_collected_on_one_line() {
     let err = parse(&doc.to_string()).validate().unwrap_err();
     assert_eq!(
         err.to_string(),
-        "family: is required; networkMode: bridge is not supported yet; \
+        "family: is required; \
          containerDefinitions[1].name: \"a\" is already the name of containerDefinitions[0]; \
          containerDefinitions[0].memory: must be at least 6 MiB; \
          containerDefinitions[1].image: is required; \
@@ -289,28 +289,66 @@ fn family_must_match_ecs_pattern() {
 
 #[test]
 fn network_modes() {
-    assert_eq!(
-        errors_with(|d| d["networkMode"] = json!("awsvpc")),
-        ["networkMode: awsvpc is not supported yet"]
-    );
-    assert_eq!(
-        errors_with(|d| d["networkMode"] = json!("bridge")),
-        ["networkMode: bridge is not supported yet"]
-    );
+    for mode in ["awsvpc", "bridge", "host", "none"] {
+        assert!(
+            errors_with(|d| d["networkMode"] = json!(mode)).is_empty(),
+            "{mode}"
+        );
+    }
     assert_eq!(
         errors_with(|d| d["networkMode"] = json!("overlay")),
         ["networkMode: \"overlay\" is not a network mode (none, host, bridge or awsvpc)"]
     );
     let mut doc = minimal();
     doc.as_object_mut().unwrap().remove("networkMode");
+    assert!(warnings_of(&doc).is_empty());
+    assert_eq!(parse(&doc.to_string()).network_mode(), NetworkMode::Bridge);
+}
+
+#[test]
+fn port_mappings_per_network_mode() {
+    let with_ports = |mode: &str, ports: serde_json::Value| {
+        errors_with(|d| {
+            d["networkMode"] = json!(mode);
+            d["containerDefinitions"][0]["portMappings"] = ports.clone();
+        })
+    };
+    assert!(with_ports("bridge", json!([{"containerPort": 80, "hostPort": 8080}])).is_empty());
+    assert!(
+        with_ports(
+            "bridge",
+            json!([{"containerPort": 80}, {"containerPort": 81, "hostPort": 0}])
+        )
+        .is_empty()
+    );
     assert_eq!(
-        warnings_of(&doc),
+        with_ports("awsvpc", json!([{"containerPort": 80, "hostPort": 8080}])),
         [
-            "networkMode: not set; ECS would use bridge, which berth does not support yet, so \
-          the task uses the host's network"
+            "containerDefinitions[0].portMappings[0].hostPort: 8080 must equal containerPort (80) in awsvpc network mode"
         ]
     );
-    assert_eq!(parse(&doc.to_string()).network_mode(), NetworkMode::Host);
+    assert_eq!(
+        with_ports("bridge", json!([{"containerPort": 80, "hostPort": 22}])),
+        [
+            "containerDefinitions[0].portMappings[0].hostPort: host port 22 is reserved (ECS keeps 22, 2375, 2376, 51678, 51679 for the host)"
+        ]
+    );
+    assert_eq!(
+        with_ports("host", json!([{"containerPort": 51678}])),
+        [
+            "containerDefinitions[0].portMappings[0].containerPort: host port 51678 is reserved (ECS keeps 22, 2375, 2376, 51678, 51679 for the host)"
+        ]
+    );
+    // awsvpc: the task's own address, so port 22 of it is the task's business.
+    assert!(with_ports("awsvpc", json!([{"containerPort": 22}])).is_empty());
+    assert_eq!(
+        with_ports(
+            "bridge",
+            json!([{"containerPort": 80, "hostPort": 8080}, {"containerPort": 81, "hostPort": 8080}])
+        ),
+        ["containerDefinitions[0].portMappings[1]: host port 8080/tcp is mapped twice in the task"]
+    );
+    assert!(with_ports("bridge", json!([{"containerPort": 80, "hostPort": 8080}, {"containerPort": 80, "hostPort": 8080, "protocol": "udp"}])).is_empty());
 }
 
 #[test]

@@ -115,15 +115,9 @@ fn task(def: &TaskDefinition, found: &mut Findings) {
     }
 
     match &def.network_mode {
-        None => found.warn(
-            "networkMode",
-            "not set; ECS would use bridge, which berth does not support yet, so the task \
-             uses the host's network",
-        ),
-        Some(NetworkMode::None | NetworkMode::Host) => {}
-        Some(mode @ (NetworkMode::Bridge | NetworkMode::Awsvpc)) => {
-            found.error("networkMode", format!("{mode} is not supported yet"))
-        }
+        None
+        | Some(NetworkMode::None | NetworkMode::Host | NetworkMode::Bridge | NetworkMode::Awsvpc) =>
+            {}
         Some(NetworkMode::Unknown(mode)) => found.error(
             "networkMode",
             format!("{mode:?} is not a network mode (none, host, bridge or awsvpc)"),
@@ -417,7 +411,10 @@ fn port_mappings(
     c: &ContainerDefinition,
     found: &mut Findings,
 ) {
-    let host_mode = def.network_mode() == NetworkMode::Host;
+    let mode = def.network_mode();
+    // In host and awsvpc modes the container's port is the host port (or the task's own
+    // address's), so a hostPort can only repeat it.
+    let same_port = matches!(mode, NetworkMode::Host | NetworkMode::Awsvpc);
     for (j, pm) in c.port_mappings.iter().enumerate() {
         let pp = format!("{p}.portMappings[{j}]");
         match pm.container_port {
@@ -434,15 +431,34 @@ fn port_mappings(
                     format!("{pp}.hostPort"),
                     format!("{port} is not a port (0 to 65535)"),
                 );
-            } else if host_mode && pm.container_port.is_some_and(|cp| cp != port) {
+            } else if same_port && pm.container_port.is_some_and(|cp| cp != port) {
                 found.error(
                     format!("{pp}.hostPort"),
                     format!(
-                        "{port} must equal containerPort ({}) in host network mode",
+                        "{port} must equal containerPort ({}) in {mode} network mode",
                         pm.container_port.unwrap_or_default()
                     ),
                 );
             }
+        }
+        let host_port = match mode {
+            NetworkMode::Host => pm.host_port.or(pm.container_port),
+            NetworkMode::Bridge => pm.host_port,
+            _ => None,
+        };
+        if let Some(port) = host_port.filter(|p| RESERVED_HOST_PORTS.contains(p)) {
+            let field = if pm.host_port.is_some() {
+                "hostPort"
+            } else {
+                "containerPort"
+            };
+            found.error(
+                format!("{pp}.{field}"),
+                format!(
+                    "host port {port} is reserved (ECS keeps {} for the host)",
+                    RESERVED_HOST_PORTS.map(|p| p.to_string()).join(", ")
+                ),
+            );
         }
         if let Some(Protocol::Unknown(proto)) = &pm.protocol {
             found.error(
@@ -451,36 +467,42 @@ fn port_mappings(
             );
         }
     }
-    if def.network_mode() == NetworkMode::None && !c.port_mappings.is_empty() {
+    if mode == NetworkMode::None && !c.port_mappings.is_empty() {
         found.warn(
             format!("{p}.portMappings"),
             "the task has no network in networkMode none; the ports are recorded only",
         );
     }
-    if host_mode {
-        // Two containers of the task cannot bind the same host port.
-        let mut earlier = BTreeSet::new();
-        for other in def.container_definitions.iter().take(i) {
-            for pm in &other.port_mappings {
-                earlier.insert((pm.container_port, protocol(pm.protocol.as_ref())));
-            }
-        }
-        for (j, pm) in c.port_mappings.iter().enumerate() {
-            if pm.container_port.is_some()
-                && !earlier.insert((pm.container_port, protocol(pm.protocol.as_ref())))
-            {
-                found.error(
-                    format!("{p}.portMappings[{j}]"),
-                    format!(
-                        "host port {}/{} is mapped twice in the task",
-                        pm.container_port.unwrap_or_default(),
-                        protocol(pm.protocol.as_ref())
-                    ),
-                );
+    // Two mappings of the task cannot take the same host port (in awsvpc, the same port
+    // of the task's address).
+    let host_port = |pm: &super::model::PortMapping| match mode {
+        NetworkMode::Host | NetworkMode::Awsvpc => pm.host_port.or(pm.container_port),
+        NetworkMode::Bridge => pm.host_port.filter(|p| *p != 0),
+        _ => None,
+    };
+    let mut earlier = BTreeSet::new();
+    for other in def.container_definitions.iter().take(i) {
+        for pm in &other.port_mappings {
+            if let Some(port) = host_port(pm) {
+                earlier.insert((port, protocol(pm.protocol.as_ref())));
             }
         }
     }
+    for (j, pm) in c.port_mappings.iter().enumerate() {
+        let Some(port) = host_port(pm) else { continue };
+        let proto = protocol(pm.protocol.as_ref());
+        if !earlier.insert((port, proto)) {
+            found.error(
+                format!("{p}.portMappings[{j}]"),
+                format!("host port {port}/{proto} is mapped twice in the task"),
+            );
+        }
+    }
 }
+
+/// The host ports ECS reserves for the host by default (ECS_RESERVED_PORTS): SSH, the
+/// Docker daemon and the ECS agent's introspection API.
+pub const RESERVED_HOST_PORTS: [i64; 5] = [22, 2375, 2376, 51678, 51679];
 
 fn protocol(p: Option<&Protocol>) -> &str {
     p.map_or("tcp", Protocol::as_str)

@@ -1,6 +1,7 @@
 //! The agent's speed and footprint, beside podman in the same run:
 //! - run-task to RUNNING (the task's createdAt to startedAt) for a busybox task with a
-//!   stored image, median of RUNS;
+//!   stored image, median of RUNS, in networkMode none and in bridge mode with a port
+//!   mapping (the network's cost), beside `podman run --network none|bridge`;
 //! - 100 tasks started at once until all are RUNNING;
 //! - the agent's RSS idle and with 100 tasks, and a supervisor's RSS;
 //! - `berth run` of /bin/true against `podman run --rm --network none` of the same image.
@@ -70,18 +71,25 @@ fn main() {
     )
     .expect("write td");
     b.cmd(&["register-task-definition", &td.display().to_string()]);
+    let bridge_td = work.path().join("bridge.json");
+    std::fs::write(
+        &bridge_td,
+        json!({"family": "bench-bridge", "networkMode": "bridge", "containerDefinitions": [
+            {"name": "c", "image": "busybox:latest", "memory": 8, "command": ["sleep", "600"], "stopTimeout": 1,
+             "portMappings": [{"containerPort": 80}]}
+        ]})
+        .to_string(),
+    )
+    .expect("write td");
+    b.cmd(&["register-task-definition", &bridge_td.display().to_string()]);
 
-    // run-task to RUNNING, one at a time.
+    // run-task to RUNNING, one at a time, without a network and on the bridge, in turns
+    // so that both see the same host.
     let mut latencies = Vec::new();
+    let mut bridge_latencies = Vec::new();
     for _ in 0..runs {
-        let id = b.run_task(1)[0].clone();
-        let t = b.wait_running(std::slice::from_ref(&id));
-        let task = &t[0];
-        latencies.push(
-            (task["startedAt"].as_f64().unwrap_or(0.0) - task["createdAt"].as_f64().unwrap_or(0.0))
-                * 1000.0,
-        );
-        b.cmd(&["stop-task", &id]);
+        latencies.push(b.time_to_running("bench"));
+        bridge_latencies.push(b.time_to_running("bench-bridge"));
     }
     wait(|| b.active() == 0, "tasks to stop");
 
@@ -89,7 +97,7 @@ fn main() {
     let start = Instant::now();
     let mut ids = Vec::new();
     for _ in 0..10 {
-        ids.extend(b.run_task(10));
+        ids.extend(b.run_task("bench", 10));
     }
     b.wait_running(&ids);
     let hundred = start.elapsed();
@@ -138,14 +146,17 @@ fn main() {
             ]))
         })
         .collect();
-    let podman = podman_runs(runs.min(20));
+    let podman = podman_runs(runs.min(20), "none");
+    let podman_bridge = podman_runs(runs.min(20), "bridge");
 
     let _ = agent.kill();
     let _ = agent.wait();
     println!("berth agent, busybox task with a stored image ({runs} runs)");
+    let (none, bridge) = (median(latencies), median(bridge_latencies));
+    println!("  run-task to RUNNING, median     {none:>8.1} ms   (networkMode none)");
     println!(
-        "  run-task to RUNNING, median     {:>8.1} ms",
-        median(latencies)
+        "  run-task to RUNNING, median     {bridge:>8.1} ms   (bridge, one port mapping: +{:.1} ms)",
+        bridge - none
     );
     println!(
         "  100 tasks at once to RUNNING    {:>8.0} ms",
@@ -172,7 +183,7 @@ fn main() {
     }
     let br = median(berth_run);
     println!("  berth run of true, median       {br:>8.1} ms");
-    match podman {
+    match podman.clone() {
         Some(p) => {
             let p = median(p);
             println!(
@@ -181,6 +192,13 @@ fn main() {
             );
         }
         None => println!("  podman: not available, left out"),
+    }
+    if let (Some(none), Some(bridge)) = (podman, podman_bridge) {
+        let (none, bridge) = (median(none), median(bridge));
+        println!(
+            "  podman run --rm --network bridge {bridge:>7.1} ms   (+{:.1} ms over --network none)",
+            bridge - none
+        );
     }
 }
 
@@ -212,11 +230,21 @@ impl Berth {
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
-    fn run_task(&self, count: u32) -> Vec<String> {
+    /// Runs one task of `family`; ms from its createdAt to its startedAt. Stops it.
+    fn time_to_running(&self, family: &str) -> f64 {
+        let id = self.run_task(family, 1)[0].clone();
+        let t = self.wait_running(std::slice::from_ref(&id));
+        let task = &t[0];
+        self.cmd(&["stop-task", &id]);
+        (task["startedAt"].as_f64().unwrap_or(0.0) - task["createdAt"].as_f64().unwrap_or(0.0))
+            * 1000.0
+    }
+
+    fn run_task(&self, family: &str, count: u32) -> Vec<String> {
         let v = self.cmd(&[
             "run-task",
             "--task-definition",
-            "bench",
+            family,
             "--count",
             &count.to_string(),
         ]);
@@ -257,7 +285,7 @@ impl Berth {
     }
 }
 
-fn podman_runs(n: usize) -> Option<Vec<f64>> {
+fn podman_runs(n: usize, network: &str) -> Option<Vec<f64>> {
     let image = busybox();
     let ok = Command::new("podman")
         .args([
@@ -277,11 +305,13 @@ fn podman_runs(n: usize) -> Option<Vec<f64>> {
     // crun (podman's runtime) refuses hybrid cgroup hosts unless the cgroup2 mount is
     // hidden; the rlimits are set explicitly because podman's defaults raise hard limits,
     // which needs CAP_SYS_RESOURCE.
-    let script = "umount /sys/fs/cgroup/unified 2>/dev/null; exec podman --cgroup-manager=cgroupfs --events-backend=file run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 docker.io/library/busybox:latest true";
+    let script = format!(
+        "umount /sys/fs/cgroup/unified 2>/dev/null; exec podman --cgroup-manager=cgroupfs --events-backend=file run --rm --network {network} --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 docker.io/library/busybox:latest true"
+    );
     let mut times = Vec::new();
     for _ in 0..n {
         let mut c = Command::new("unshare");
-        c.args(["-m", "sh", "-c", script]);
+        c.args(["-m", "sh", "-c", &script]);
         times.push(timed(&mut c));
     }
     Some(times)
