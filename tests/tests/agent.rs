@@ -510,6 +510,40 @@ fn a_container_handling_sigterm_exits_at_once_with_its_code() {
     assert_eq!(task["stoppedReason"], "done with it");
 }
 
+// ---- namespaces ----
+
+#[test]
+fn a_task_with_its_own_namespaces_runs_with_its_containers_limits() {
+    // networkMode none: a sandbox holds the namespaces the containers share, and the
+    // containers still get their own limits (on cgroup v2 too, where a cgroup with
+    // processes cannot hand its controllers down).
+    let agent = Agent::start();
+    let mut def = task("own-ns", vec![sh("main", UNTIL_TERM)]);
+    def["networkMode"] = json!("none");
+    def["memory"] = json!("256");
+    agent.register(&def);
+    let id = agent.run_task("own-ns");
+    agent.wait_status(&id, "RUNNING", TIMEOUT);
+
+    let main = ContainerCgroup::at(&format!("{TASK_CGROUP_ROOT}/{id}/main"));
+    assert_eq!(main.memory_limit(), 64 << 20, "the container's hard limit");
+    let task_cgroup = ContainerCgroup::at(&format!("{TASK_CGROUP_ROOT}/{id}"));
+    assert_eq!(
+        task_cgroup.memory_limit(),
+        256 << 20,
+        "the task's hard limit"
+    );
+    assert!(
+        task_cgroup.procs().is_empty(),
+        "no process sits in the task cgroup itself: {:?}",
+        task_cgroup.procs()
+    );
+    agent.stop_task(&id, "checked");
+    let task = agent.wait_status(&id, "STOPPED", TIMEOUT);
+    assert_eq!(container(&task, "main")["exitCode"], 0, "{task:#}");
+    agent.assert_nothing_left(&id);
+}
+
 // ---- initProcessEnabled ----
 
 fn with_init(mut c: Value) -> Value {

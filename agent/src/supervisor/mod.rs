@@ -32,6 +32,10 @@ use task::{
     TaskSpec, TaskStatus,
 };
 
+/// The sandbox's cgroup below the task's: a name no container can have (container names
+/// are letters, digits, `-` and `_`).
+pub const SANDBOX_CGROUP: &str = ".sandbox";
+
 pub const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
 pub const ESSENTIAL_EXITED: &str = "Essential container in task exited";
 
@@ -200,9 +204,20 @@ impl Supervisor {
         }
         if !self.task.shared_namespaces.is_empty() {
             let pid = sandbox::start(&self.task.shared_namespaces, self.task.hostname.as_deref())?;
-            // The holder lives in the task's cgroup, like ECS's pause container.
-            let _ = cg.add_process(pid);
             self.sandbox = Some(pid);
+            // The holder counts against the task, like ECS's pause container, from a
+            // cgroup of its own: on cgroup v2 a cgroup with processes cannot hand its
+            // controllers down to the containers' cgroups.
+            Cgroup::new(
+                &host,
+                Some(&Path::new(&self.task.task_cgroup).join(SANDBOX_CGROUP)),
+                &self.task.task_id,
+            )
+            .and_then(|c| {
+                c.create()?;
+                c.add_process(pid)
+            })
+            .map_err(|e| format!("sandbox cgroup: {e}"))?;
         }
         if let (Some(net), Some(pid)) = (self.task.network.clone(), self.sandbox) {
             self.connect(&net, pid)?;
