@@ -1,7 +1,7 @@
 //! ECS services as their users drive them: create-service, update-service, delete-service,
 //! describe-services and list-tasks --service-name against a real daemon, its supervisors
-//! and the kernel; tasks killed from outside, rolling deployments, the circuit breaker, and
-//! an agent killed in the middle of a deployment.
+//! and the kernel; tasks killed from outside or failing their health checks, rolling
+//! deployments, the circuit breaker, and an agent killed in the middle of a deployment.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -470,4 +470,100 @@ fn tasks_that_cannot_start_are_throttled() {
     let task = agent.describe(&agent.service_tasks("throttle", "STOPPED")[0]);
     assert_eq!(task["lastStatus"], "STOPPED");
     assert!(task.get("startedAt").is_none(), "{task:#}");
+}
+
+#[test]
+fn an_unhealthy_service_task_is_replaced() {
+    let agent = Agent::start();
+    // Healthy while /tmp/ok exists; every task's container makes it at start, and the
+    // test removes it in the first task only.
+    let mut healthy = definition("svc-health", &format!("touch /tmp/ok; {SLEEPER}"));
+    healthy["containerDefinitions"][0]["healthCheck"] = json!({
+        "command": ["CMD-SHELL", "test -f /tmp/ok"],
+        "interval": 5,
+        "timeout": 2,
+        "retries": 2,
+    });
+    agent.register(&healthy);
+    create(&agent, "health", "svc-health", 1, None);
+    // With a health check, the deployment completes only once the task is HEALTHY.
+    agent.wait_steady("health", 1, TIMEOUT);
+    let first = agent.service_tasks("health", "RUNNING");
+    assert_eq!(first.len(), 1, "{first:?}");
+    let victim = first[0].clone();
+    assert_eq!(agent.describe(&victim)["healthStatus"], "HEALTHY");
+
+    agent
+        .berth(["exec", &victim, "--", "rm", "/tmp/ok"])
+        .ok("exec rm /tmp/ok");
+    let removed = Instant::now();
+    // UNHEALTHY after `retries` failed checks, an interval apart; the scheduler then
+    // stops the task at once, which keeps its verdict.
+    let mut unhealthy_at = None;
+    let deadline = removed + TIMEOUT;
+    let stopped = loop {
+        let task = agent.describe(&victim);
+        if unhealthy_at.is_none()
+            && (task["healthStatus"] == "UNHEALTHY" || task["lastStatus"] == "STOPPED")
+        {
+            unhealthy_at = Some(removed.elapsed());
+        }
+        if task["lastStatus"] == "STOPPED" {
+            break task;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task {victim} not stopped after {TIMEOUT:?}: {task:#}\nagent log:\n{}",
+            agent.daemon_log()
+        );
+        thread::sleep(Duration::from_millis(100));
+    };
+    let unhealthy_at = unhealthy_at.unwrap_or_default();
+    assert!(
+        unhealthy_at >= Duration::from_secs(4) && unhealthy_at < Duration::from_secs(20),
+        "UNHEALTHY {unhealthy_at:?} after the file went"
+    );
+    assert_eq!(stopped["healthStatus"], "UNHEALTHY", "{stopped:#}");
+    assert_eq!(
+        stopped["stopCode"], "ServiceSchedulerInitiated",
+        "{stopped:#}"
+    );
+    assert_eq!(
+        stopped["stoppedReason"], "Task failed container health checks",
+        "{stopped:#}"
+    );
+
+    // A replacement takes its place and turns healthy: its own container made /tmp/ok.
+    agent.wait_service("health", "back to 1 running", TIMEOUT, |s| {
+        s["runningCount"] == 1 && s["pendingCount"] == 0
+    });
+    let now_running = agent.service_tasks("health", "RUNNING");
+    assert_eq!(now_running.len(), 1, "{now_running:?}");
+    let replacement = now_running[0].clone();
+    assert_ne!(replacement, victim);
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let task = agent.describe(&replacement);
+        if task["healthStatus"] == "HEALTHY" {
+            assert_eq!(task["lastStatus"], "RUNNING", "{task:#}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && task["healthStatus"] != "UNHEALTHY",
+            "replacement {replacement} not HEALTHY: {task:#}\nagent log:\n{}",
+            agent.daemon_log()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let service = agent.wait_steady("health", 1, TIMEOUT);
+    let events = messages(&service);
+    for expected in [
+        format!("(service health) (task {victim}) failed container health checks."),
+        format!("(service health) has started 1 tasks: (task {replacement})."),
+    ] {
+        assert!(
+            events.contains(&expected),
+            "{expected:?} not in {events:#?}"
+        );
+    }
 }
