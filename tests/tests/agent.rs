@@ -580,7 +580,7 @@ fn the_init_reaps_orphans_and_passes_the_exit_code_on() {
     let agent = Agent::start();
     // The inner shell leaves an orphan behind; the outer one becomes `sleep`, which never
     // waits for anything, so only an init reaps the orphan.
-    let script = "cat /proc/1/comm; sh -c 'sleep 0.2 & exit 0'; sleep 2; exit 3";
+    let script = "cat /proc/1/comm; sh -c 'sleep 0.2 & exit 0'; sleep 5; exit 3";
     agent.register(&task("init-reap", vec![with_init(sh("main", script))]));
     let id = agent.run_task("init-reap");
     agent.wait_status(&id, "RUNNING", TIMEOUT);
