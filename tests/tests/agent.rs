@@ -510,6 +510,27 @@ fn a_container_handling_sigterm_exits_at_once_with_its_code() {
     assert_eq!(task["stoppedReason"], "done with it");
 }
 
+// ---- the command line ----
+
+#[test]
+fn a_listing_into_a_closed_pipe_ends_quietly() {
+    // `berth list-task-definitions | head -0`: the reader is gone before berth writes.
+    use std::os::unix::process::ExitStatusExt;
+    let agent = Agent::start();
+    agent.register(&task("piped", vec![sh("main", "true")]));
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = agent
+        .command(["list-task-definitions"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run berth");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(13), "killed by SIGPIPE: {out:?}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 // ---- namespaces ----
 
 #[test]

@@ -152,6 +152,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         socket: cli.socket,
     };
     let done = |r: anyhow::Result<()>| r.map(|()| 0);
+    if !matches!(
+        cli.command,
+        Command::Agent(_) | Command::Run(_) | Command::Exec(_)
+    ) {
+        printing_to_a_closed_pipe_ends_quietly();
+    }
     match cli.command {
         Command::Image(command) => done(image::run(&ctx, command)),
         Command::Agent(a) => done(agent::run(&ctx, &a)),
@@ -185,4 +191,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::UpdateSchedule(a) => done(schedules::update(&ctx, &a)),
         Command::DeleteSchedule(a) => done(schedules::delete(&ctx, &a)),
     }
+}
+
+/// `berth list-tasks | head` ends like any Unix filter when `head` has seen enough: killed
+/// by SIGPIPE, quietly, instead of a panic about a broken pipe. Not for the commands that
+/// own tasks (the agent, `run`, `exec`): there a reader going away must not kill them.
+fn printing_to_a_closed_pipe_ends_quietly() {
+    // SAFETY: signal(2) restoring the default action; no handler is involved.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
