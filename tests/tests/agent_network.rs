@@ -172,10 +172,18 @@ fn containers_of_a_task_share_localhost_and_get_names_files() {
         "dnsSearchDomains: {log}"
     );
     let prefix = bridge.subnet.rsplit_once('.').map_or("", |x| x.0);
+    let address = log
+        .split(&format!("inet {prefix}."))
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .map(|host| format!("{prefix}.{host}"))
+        .unwrap_or_else(|| panic!("eth0 on the bridge: {log}"));
+    // The hostname names the task's address, as in docker and podman, not loopback.
     assert!(
-        log.contains(&format!("inet {prefix}.")),
-        "eth0 on the bridge: {log}"
+        log.contains(&format!("{address}\\tfront")),
+        "hostname to {address} in /etc/hosts: {log}"
     );
+    assert!(!log.contains("127.0.0.1\\tfront"), "{log}");
     agent.assert_nothing_left(&id);
 }
 

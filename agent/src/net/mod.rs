@@ -319,3 +319,42 @@ pub fn host_bindings(def: &TaskDefinition, task: &mut crate::ecs::Task) {
 
 #[cfg(test)]
 mod tests;
+
+/// The task's /etc/hosts once it has an address: the line the plan wrote for its hostname
+/// (`127.0.0.1<TAB>name`) names the task's address instead, as docker and podman do, so
+/// that a server that resolves its own hostname binds or advertises a reachable address.
+/// Only the first such line is the plan's; the rest (extraHosts) stay as they are.
+pub fn hosts_with_address(hosts: &str, hostname: &str, ipv4: &str) -> String {
+    let mut done = false;
+    hosts
+        .lines()
+        .map(|line| {
+            let mut fields = line.split_whitespace();
+            let own = !done
+                && fields.next() == Some("127.0.0.1")
+                && fields.next() == Some(hostname)
+                && fields.next().is_none();
+            if own {
+                done = true;
+                format!("{ipv4}\t{hostname}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect()
+}
+
+/// Rewrites the /etc/hosts file at `path` (a container's, in its task directory) with
+/// [`hosts_with_address`]; a container without one is left alone.
+pub fn point_hostname(path: &Path, hostname: &str, ipv4: &str) -> std::io::Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let new = hosts_with_address(&text, hostname, ipv4);
+    if new != text {
+        std::fs::write(path, new)?;
+    }
+    Ok(())
+}

@@ -170,3 +170,20 @@ fn describe_shapes_follow_ecs() {
     );
     assert!(network_bindings(&status, "other").is_empty());
 }
+
+#[test]
+fn the_hostname_names_the_task_address_once_it_has_one() {
+    let hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\tweb\n10.0.0.9\tdb\n";
+    assert_eq!(
+        hosts_with_address(hosts, "web", "10.77.0.5"),
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.77.0.5\tweb\n10.0.0.9\tdb\n"
+    );
+    // A line with aliases, or a later extraHosts line for the same name, is the user's.
+    let user = "127.0.0.1\tlocalhost\n127.0.0.1 web alias\n";
+    assert_eq!(hosts_with_address(user, "web", "10.77.0.5"), user);
+    assert_eq!(
+        hosts_with_address("127.0.0.1\tweb\n127.0.0.1\tweb\n", "web", "10.77.0.5"),
+        "10.77.0.5\tweb\n127.0.0.1\tweb\n"
+    );
+    assert_eq!(hosts_with_address(hosts, "other", "10.77.0.5"), hosts);
+}

@@ -256,6 +256,13 @@ impl Supervisor {
         .map_err(|e| e.to_string())?;
         let status = net::cni::parse_result(&result, &net.mode, bindings)
             .ok_or_else(|| format!("CNI ADD gave no IPv4 address: {result}"))?;
+        for m in &self.members {
+            if let Some(hostname) = m.spec.spec.hostname().as_deref() {
+                let hosts = self.dir.join(&m.spec.name).join("hosts");
+                net::point_hostname(&hosts, hostname, &status.ipv4)
+                    .map_err(|e| format!("{}: {e}", hosts.display()))?;
+            }
+        }
         self.status.network = Some(status);
         self.save();
         Ok(())
