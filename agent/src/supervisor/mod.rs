@@ -203,21 +203,22 @@ impl Supervisor {
             cg.apply(res).map_err(|e| e.to_string())?;
         }
         if !self.task.shared_namespaces.is_empty() {
-            let pid = sandbox::start(&self.task.shared_namespaces, self.task.hostname.as_deref())?;
-            self.sandbox = Some(pid);
             // The holder counts against the task, like ECS's pause container, from a
             // cgroup of its own: on cgroup v2 a cgroup with processes cannot hand its
             // controllers down to the containers' cgroups.
-            Cgroup::new(
+            let sandbox_cg = Cgroup::new(
                 &host,
                 Some(&Path::new(&self.task.task_cgroup).join(SANDBOX_CGROUP)),
                 &self.task.task_id,
             )
-            .and_then(|c| {
-                c.create()?;
-                c.add_process(pid)
-            })
+            .and_then(|c| c.create().map(|()| c))
             .map_err(|e| format!("sandbox cgroup: {e}"))?;
+            let pid = sandbox::start(
+                &self.task.shared_namespaces,
+                self.task.hostname.as_deref(),
+                &sandbox_cg,
+            )?;
+            self.sandbox = Some(pid);
         }
         if let (Some(net), Some(pid)) = (self.task.network.clone(), self.sandbox) {
             self.connect(&net, pid)?;

@@ -2,14 +2,22 @@
 //! the task lives, so that containers can join them by path in any order.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
 
+use berth_runtime::cgroups::Cgroup;
+use berth_runtime::process::clone::{Forked, clone};
 use nix::sched::CloneFlags;
 use nix::unistd::ForkResult;
 
-/// Forks the holder and returns the pid whose namespaces the containers join. With a
-/// shared pid namespace the holder forks once more: that child is pid 1 of the task's pid
-/// namespace (it reaps orphans) and the one the containers join.
-pub fn start(kinds: &[String], hostname: Option<&str>) -> Result<i32, String> {
+/// Forks the holder into `cgroup` and returns the pid whose namespaces the containers
+/// join. With a shared pid namespace the holder forks once more: that child is pid 1 of
+/// the task's pid namespace (it reaps orphans) and the one the containers join.
+///
+/// The holder is born in the cgroup where the kernel allows it (cgroup2, CLONE_INTO_CGROUP)
+/// and moves itself into the v1 hierarchies: moving another process would take the
+/// kernel's global threadgroup lock, whose first writer after a quiet spell waits for an
+/// RCU grace period (about 15 ms here, on the path to RUNNING).
+pub fn start(kinds: &[String], hostname: Option<&str>, cgroup: &Cgroup) -> Result<i32, String> {
     let mut flags = CloneFlags::empty();
     for k in kinds {
         flags |= match k.as_str() {
@@ -20,13 +28,23 @@ pub fn start(kinds: &[String], hostname: Option<&str>) -> Result<i32, String> {
             other => return Err(format!("sandbox: unknown shared namespace {other:?}")),
         };
     }
+    let cgroup_dir = cgroup
+        .clone_into_path()
+        .map(|p| std::fs::File::open(&p).map_err(|e| format!("sandbox: open {}: {e}", p.display())))
+        .transpose()?;
     let (rd, wr) = nix::unistd::pipe().map_err(|e| format!("sandbox: pipe: {e}"))?;
-    // SAFETY: the supervisor is single-threaded; the child only makes syscalls and never
-    // returns into the caller's code.
-    match unsafe { nix::unistd::fork() }.map_err(|e| format!("sandbox: fork: {e}"))? {
-        ForkResult::Child => {
+    let (forked, born_in_cgroup) = clone(0, cgroup_dir.as_ref().map(|f| f.as_raw_fd()))
+        .map_err(|e| format!("sandbox: fork: {e}"))?;
+    match forked {
+        Forked::Child => {
             drop(rd);
-            let holder = match hold(flags, hostname) {
+            // The supervisor is single-threaded; the child only makes syscalls and never
+            // returns into the caller's code.
+            let mut moves: Vec<PathBuf> = cgroup.v1_self_move_files();
+            if !born_in_cgroup {
+                moves.extend(cgroup.clone_into_path().map(|d| d.join("cgroup.procs")));
+            }
+            let holder = match join(&moves).and_then(|()| hold(flags, hostname)) {
                 Ok(pid) => pid,
                 Err(_) => {
                     let _ = nix::unistd::write(&wr, &0i32.to_ne_bytes());
@@ -49,19 +67,28 @@ pub fn start(kinds: &[String], hostname: Option<&str>) -> Result<i32, String> {
                 }
             }
         }
-        ForkResult::Parent { child } => {
+        Forked::Parent(child) => {
             drop(wr);
             let mut b = [0u8; 4];
             let n = nix::unistd::read(&rd, &mut b).unwrap_or(0);
             let holder = i32::from_ne_bytes(b);
             if n == 4 && holder > 0 {
-                Ok(if holder == 1 { child.as_raw() } else { holder })
+                Ok(if holder == 1 { child } else { holder })
             } else {
-                let _ = nix::sys::wait::waitpid(child, None);
-                Err("sandbox: could not create the task's namespaces".into())
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
+                Err("sandbox: could not join its cgroup or create the task's namespaces".into())
             }
         }
     }
+}
+
+/// Moves the calling process into the cgroup: "0" is the writer itself.
+fn join(files: &[PathBuf]) -> Result<(), nix::Error> {
+    for f in files {
+        std::fs::write(f, "0")
+            .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    }
+    Ok(())
 }
 
 /// Creates the namespaces; returns 1 when this process holds them, or the host pid of
