@@ -27,11 +27,16 @@ pub fn dead_task(task_dir: &Path) -> Result<(), String> {
     }
     let released = match &spec.network {
         Some(n) => {
-            let bindings = read_status(task_dir)
-                .and_then(|s| s.network)
-                .map(|s| s.bindings)
+            let status = read_status(task_dir).and_then(|s| s.network);
+            let bindings = status
+                .as_ref()
+                .map(|s| s.bindings.clone())
                 .unwrap_or_default();
-            net::release(&spec.task_id, n, &bindings, None).map_err(|e| e.to_string())
+            let ipv4 = status
+                .as_ref()
+                .map(|s| s.ipv4.as_str())
+                .filter(|ip| !ip.is_empty());
+            net::release(&spec.task_id, n, &bindings, ipv4, None).map_err(|e| e.to_string())
         }
         None => Ok(()),
     };

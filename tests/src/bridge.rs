@@ -37,9 +37,20 @@ impl TestBridge {
         PathBuf::from("/var/lib/cni/networks").join(&self.name)
     }
 
+    /// The nftables table of this bridge's port mappings.
+    pub fn nat_table(&self) -> String {
+        let name: String = self
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        format!("berth_{name}")
+    }
+
     /// What belongs to this bridge's tasks on the host, sorted: links enslaved to the
-    /// bridge (a task's veth, while its network namespace lives), address leases, and
-    /// firewall rules mentioning the subnet or, as portmap's comments do, the network.
+    /// bridge (a task's veth, while its network namespace lives), address leases,
+    /// iptables rules mentioning the subnet or, as portmap's comments do, the network,
+    /// and the bridge's nftables table (its chains and its map of published ports).
     pub fn host_state(&self) -> HostState {
         let links = run("ip", &["-o", "link", "show", "master", &self.name])
             .lines()
@@ -65,6 +76,13 @@ impl TestBridge {
                 l.split(" [").next().unwrap_or(l).to_string()
             })
             .collect();
+        // `nft list table` prints the map's elements, one or more per line.
+        rules.extend(
+            run("nft", &["list", "table", "ip", &self.nat_table()])
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty()),
+        );
         rules.sort();
         HostState {
             links,
@@ -105,6 +123,9 @@ impl Drop for TestBridge {
                 .args(&args)
                 .output();
         }
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.nat_table()])
+            .output();
         let _ = std::fs::remove_dir_all(self.ipam_dir());
     }
 }

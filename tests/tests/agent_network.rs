@@ -114,6 +114,38 @@ fn bridge_task_answers_on_its_mapped_host_port() {
         let page = http_get(SocketAddr::V4(SocketAddrV4::new(ip, port))).unwrap();
         assert!(page.contains("hello from web"), "{page}");
     }
+    // Another bridge task reaches it through the host: on the bridge's address (the
+    // task's gateway) and, when the host has one, its own address; the mapping turns
+    // around on the bridge (hairpin).
+    let gateway = bridge
+        .subnet
+        .split('/')
+        .next()
+        .and_then(|net| net.rsplit_once('.'))
+        .map(|(prefix, _)| format!("{prefix}.1"))
+        .unwrap();
+    let mut targets = vec![gateway];
+    targets.extend(host_ipv4().map(|ip| ip.to_string()));
+    let fetches: Vec<String> = targets
+        .iter()
+        .map(|ip| format!("wget -q -O - http://{ip}:{port}/ || exit 1"))
+        .collect();
+    let client = json!({
+        "name": "client",
+        "image": "busybox:latest",
+        "essential": true,
+        "memory": 32,
+        "command": ["sh", "-c", fetches.join("; ")],
+    });
+    let other = run(&agent, "web-client", "bridge", vec![client]);
+    let done = agent.wait_status(&other, "STOPPED", TIMEOUT);
+    let log = log_text(&agent, &other, "client");
+    assert_eq!(container(&done, "client")["exitCode"], 0, "{done:#}\n{log}");
+    assert_eq!(
+        log.matches("hello from web").count(),
+        targets.len(),
+        "{targets:?}: {log}"
+    );
     agent.stop_task(&id, "done");
     agent.wait_status(&id, "STOPPED", TIMEOUT);
     agent.assert_nothing_left(&id);

@@ -1,6 +1,6 @@
 //! The host's side of the task network, set once by the agent: IP forwarding, outbound
-//! NAT and forwarding for the bridge's subnet, and the conflist file the plugins run
-//! from (also usable with `cnitool`).
+//! NAT and forwarding for the bridge's subnet, the port-mapping table ([`super::nat`]),
+//! and the conflist file the plugins run from (also usable with `cnitool`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +22,7 @@ pub fn prepare(cfg: &NetworkConfig, dir: &Path) -> Result<PathBuf, NetError> {
     for (table, chain, rule) in rules(cfg) {
         ensure_rule(table, chain, &rule)?;
     }
+    super::nat::setup(cfg)?;
     std::fs::create_dir_all(dir).map_err(|e| NetError::Host {
         what: format!("create {}", dir.display()),
         message: e.to_string(),
@@ -58,11 +59,13 @@ pub fn rules(cfg: &NetworkConfig) -> Vec<(&'static str, &'static str, Vec<String
     ]
 }
 
-/// Removes the subnet's rules (an operator retiring a bridge, or a test cleaning up).
+/// Removes the subnet's rules and its port-mapping table (an operator retiring a
+/// bridge, or a test cleaning up).
 pub fn remove_rules(cfg: &NetworkConfig) {
     for (table, chain, rule) in rules(cfg) {
         while iptables(table, "-D", chain, &rule).is_ok() {}
     }
+    super::nat::remove(&cfg.bridge);
 }
 
 fn ensure_rule(table: &str, chain: &str, rule: &[String]) -> Result<(), NetError> {

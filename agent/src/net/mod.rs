@@ -1,14 +1,17 @@
 //! Task networking: the bridge network tasks in bridge and awsvpc mode join (through the
-//! CNI reference plugins), their host port mappings, and what DescribeTasks shows of them.
+//! CNI reference plugins), their host port mappings (nftables, [`nat`]), and what
+//! DescribeTasks shows of them.
 //!
 //! Who does what: the agent prepares the host once ([`host::prepare`]: IP forwarding,
-//! NAT and forwarding rules for the subnet, the conflist) and puts a [`TaskNetwork`] in
-//! the task's spec. The supervisor reserves the host ports, runs CNI ADD on its sandbox's
-//! network namespace and reports a [`NetworkStatus`]; it runs CNI DEL when the task ends.
-//! When a supervisor dies without doing so, the agent runs [`release`] instead.
+//! NAT and forwarding rules for the subnet, the port-mapping table, the conflist) and
+//! puts a [`TaskNetwork`] in the task's spec. The supervisor reserves the host ports, runs
+//! CNI ADD on its sandbox's network namespace, publishes its ports and reports a
+//! [`NetworkStatus`]; it undoes both when the task ends. When a supervisor dies without
+//! doing so, the agent runs [`release`] instead.
 
 pub mod cni;
 pub mod host;
+pub mod nat;
 pub mod ports;
 
 use std::path::{Path, PathBuf};
@@ -163,8 +166,9 @@ pub fn protocol_name(p: Option<&Protocol>) -> &'static str {
 }
 
 /// The CNI network configuration list for `cfg`: a bridge with host-local addresses and a
-/// default route, then portmap for the published ports. NAT and forwarding are the
-/// agent's rules for the whole subnet ([`host::prepare`]), set once rather than per task.
+/// default route. NAT and forwarding are the agent's rules for the whole subnet
+/// ([`host::prepare`]), set once rather than per task; port mappings are elements of an
+/// nftables map ([`nat`]) rather than the portmap plugin's per-task iptables chains.
 pub fn conflist(cfg: &NetworkConfig) -> Value {
     json!({
         "cniVersion": cni::VERSION,
@@ -181,11 +185,6 @@ pub fn conflist(cfg: &NetworkConfig) -> Value {
                     "ranges": [[{"subnet": cfg.subnet}]],
                     "routes": [{"dst": "0.0.0.0/0"}]
                 }
-            },
-            {
-                "type": "portmap",
-                "capabilities": {"portMappings": true},
-                "snat": true
             }
         ]
     })
@@ -251,23 +250,28 @@ pub fn network_interface(task_id: &str, status: &NetworkStatus) -> Value {
     })
 }
 
-/// Takes down what CNI ADD made for a task: the port mappings of `bindings` (portmap
-/// needs them to find its rules), the address lease, and the veth if the namespace is
-/// still there (else it went with the namespace). Idempotent.
+/// Takes down what a task's connection made: its host ports (those still pointing at
+/// `ipv4`, when known), then, through CNI DEL, the address lease and the veth if the
+/// namespace is still there (else it went with the namespace). Tasks started before port
+/// mappings moved to nftables have portmap in their conflist; DEL runs it for them.
+/// Idempotent.
 pub fn release(
     task_id: &str,
     net: &TaskNetwork,
     bindings: &[Binding],
+    ipv4: Option<&str>,
     netns: Option<&Path>,
 ) -> Result<(), NetError> {
+    let unpublished = nat::unpublish(&net.config.bridge, ipv4, bindings);
     let runtime = cni::RuntimeConfig::for_ports(&net.ports, bindings);
-    cni::del(
+    let deleted = cni::del(
         &net.conflist,
         &net.config.cni_path,
         task_id,
         netns,
         &runtime,
-    )
+    );
+    unpublished.and(deleted)
 }
 
 /// Puts what the supervisor reported into the task as DescribeTasks shows it: awsvpc

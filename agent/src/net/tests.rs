@@ -46,7 +46,7 @@ fn bridge_mode_publishes_its_port_mappings_others_do_not() {
 }
 
 #[test]
-fn conflist_is_a_bridge_then_portmap() {
+fn conflist_is_a_bridge_with_host_local_addresses() {
     let cfg = NetworkConfig {
         bridge: "bt0".into(),
         subnet: "10.9.0.0/16".into(),
@@ -60,12 +60,23 @@ fn conflist_is_a_bridge_then_portmap() {
         list["plugins"][0]["ipam"]["ranges"][0][0]["subnet"],
         "10.9.0.0/16"
     );
-    assert_eq!(list["plugins"][1]["type"], "portmap");
+    assert_eq!(list["plugins"].as_array().map(Vec::len), Some(1));
+}
+
+/// The conflist of tasks started before port mappings moved to nftables: their DEL
+/// still runs portmap.
+fn list_with_portmap() -> serde_json::Value {
+    let mut list = conflist(&NetworkConfig::default());
+    list["plugins"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}));
+    list
 }
 
 #[test]
 fn plugins_get_name_version_runtime_config_and_previous_result() {
-    let list = conflist(&NetworkConfig::default());
+    let list = list_with_portmap();
     let runtime = RuntimeConfig::for_ports(
         &[],
         &[Binding {
@@ -91,7 +102,7 @@ fn plugins_get_name_version_runtime_config_and_previous_result() {
 
 #[test]
 fn portmap_runs_only_for_tasks_with_port_mappings() {
-    let list = conflist(&NetworkConfig::default());
+    let list = list_with_portmap();
     let types = |runtime: &RuntimeConfig| -> Vec<String> {
         cni::plugins(&list, runtime)
             .iter()
@@ -186,4 +197,85 @@ fn the_hostname_names_the_task_address_once_it_has_one() {
         "10.77.0.5\tweb\n127.0.0.1\tweb\n"
     );
     assert_eq!(hosts_with_address(hosts, "other", "10.77.0.5"), hosts);
+}
+
+fn binding(protocol: &str, host_port: u16, container_port: u16) -> Binding {
+    Binding {
+        container: "web".into(),
+        container_port,
+        host_port,
+        protocol: protocol.into(),
+    }
+}
+
+#[test]
+fn nat_table_is_set_up_with_its_rules_flushed_and_map_kept() {
+    let cfg = NetworkConfig {
+        bridge: "bt-1.x".into(),
+        subnet: "10.9.0.0/16".into(),
+        ..Default::default()
+    };
+    assert_eq!(nat::table(&cfg.bridge), "berth_bt_1_x");
+    let script = nat::setup_script(&cfg);
+    let lines: Vec<&str> = script.lines().collect();
+    // Rules are flushed and re-added, so a rerun leaves one copy; the map is only added.
+    for chain in ["prerouting", "output", "postrouting"] {
+        let flush = lines
+            .iter()
+            .position(|l| *l == format!("flush chain ip berth_bt_1_x {chain}"))
+            .unwrap();
+        let first_rule = lines
+            .iter()
+            .position(|l| l.starts_with(&format!("add rule ip berth_bt_1_x {chain} ")))
+            .unwrap();
+        assert!(flush < first_rule, "{script}");
+    }
+    assert!(!script.contains("flush map") && !script.contains("flush table"));
+    assert!(script.contains("oifname \"bt-1.x\" ip saddr 10.9.0.0/16 ct status dnat masquerade"));
+    assert!(script.contains("oifname \"bt-1.x\" ip saddr 127.0.0.0/8 masquerade"));
+}
+
+#[test]
+fn nat_publishes_a_tasks_ports_as_map_elements() {
+    let b = [binding("tcp", 8080, 80), binding("udp", 5353, 53)];
+    assert_eq!(
+        nat::publish_script("berth0", "10.77.0.5", &b),
+        "add element ip berth_berth0 ports { tcp . 8080 : 10.77.0.5 . 80, udp . 5353 : 10.77.0.5 . 53 }\n"
+    );
+    assert_eq!(nat::publish_script("berth0", "10.77.0.5", &[]), "");
+}
+
+#[test]
+fn nat_removes_only_the_elements_still_pointing_at_the_task() {
+    // `nft -j list map` as nftables 1.0.6 prints it.
+    let listing = json!({"nftables": [
+        {"metainfo": {"version": "1.0.6"}},
+        {"map": {"family": "ip", "name": "ports", "table": "berth_berth0",
+                 "type": ["inet_proto", "inet_service"], "map": "ipv4_addr . inet_service",
+                 "elem": [
+                     [{"concat": ["tcp", 8080]}, {"concat": ["10.77.0.5", 80]}],
+                     [{"concat": ["udp", 5353]}, {"concat": ["10.77.0.5", 53]}],
+                     [{"concat": ["tcp", 9090]}, {"concat": ["10.77.0.7", 80]}],
+                     [{"concat": ["tcp", 7070]}, {"concat": ["10.77.0.5", 70]}]
+                 ]}}
+    ]});
+    // 9090 is now another task's; 7070 is not among this task's bindings.
+    let b = [
+        binding("tcp", 8080, 80),
+        binding("udp", 5353, 53),
+        binding("tcp", 9090, 80),
+    ];
+    let keys = nat::owned_keys(&listing, Some("10.77.0.5"), &b);
+    assert_eq!(keys, ["tcp . 8080", "udp . 5353"]);
+    assert_eq!(
+        nat::unpublish_script("berth0", &keys),
+        "delete element ip berth_berth0 ports { tcp . 8080, udp . 5353 }\n"
+    );
+    // Without the address (a supervisor that died before recording it): by port only.
+    assert_eq!(
+        nat::owned_keys(&listing, None, &b),
+        ["tcp . 8080", "udp . 5353", "tcp . 9090"]
+    );
+    assert!(nat::owned_keys(&json!({"nftables": []}), None, &b).is_empty());
+    assert_eq!(nat::unpublish_script("berth0", &[]), "");
 }

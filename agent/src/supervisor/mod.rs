@@ -257,6 +257,17 @@ impl Supervisor {
         .map_err(|e| e.to_string())?;
         let status = net::cni::parse_result(&result, &net.mode, bindings)
             .ok_or_else(|| format!("CNI ADD gave no IPv4 address: {result}"))?;
+        if !status.bindings.is_empty() {
+            // Connections from the host's loopback to a mapped port leave on the bridge
+            // with a loopback source until masqueraded; the kernel drops those unless the
+            // bridge allows them.
+            route_localnet(&net.config.bridge)?;
+            // On record first, so that whoever releases the task finds the address.
+            self.status.network = Some(status.clone());
+            self.save();
+            net::nat::publish(&net.config.bridge, &status.ipv4, &status.bindings)
+                .map_err(|e| e.to_string())?;
+        }
         for m in &self.members {
             if let Some(hostname) = m.spec.spec.hostname().as_deref() {
                 let hosts = self.dir.join(&m.spec.name).join("hosts");
@@ -269,7 +280,8 @@ impl Supervisor {
         Ok(())
     }
 
-    /// CNI DEL while the namespace still exists, so the plugins remove the veth too.
+    /// Host ports unpublished, then CNI DEL while the namespace still exists, so the
+    /// plugins remove the veth too.
     fn disconnect(&mut self) {
         let Some(net) = self.task.network.clone() else {
             return;
@@ -280,13 +292,15 @@ impl Supervisor {
         let netns = self
             .sandbox
             .map(|pid| PathBuf::from(format!("/proc/{pid}/ns/net")));
-        let bindings = self
-            .status
-            .network
-            .as_ref()
-            .map(|n| n.bindings.clone())
-            .unwrap_or_default();
-        if let Err(e) = net::release(&self.task.task_id, &net, &bindings, netns.as_deref()) {
+        let status = self.status.network.clone().unwrap_or_default();
+        let ipv4 = Some(status.ipv4.as_str()).filter(|ip| !ip.is_empty());
+        if let Err(e) = net::release(
+            &self.task.task_id,
+            &net,
+            &status.bindings,
+            ipv4,
+            netns.as_deref(),
+        ) {
             eprintln!("berth-supervisor: task {}: {e}", self.task.task_id);
         }
         self.held_ports.clear();
@@ -982,4 +996,14 @@ fn with_stdio<T>(out: &OwnedFd, err: &OwnedFd, f: impl FnOnce() -> T) -> T {
         }
     }
     r
+}
+
+/// Lets traffic with a loopback source out on `bridge` (`route_localnet`), as the CNI
+/// portmap plugin does for its localhost mappings.
+fn route_localnet(bridge: &str) -> Result<(), String> {
+    let path = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
+    if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1") {
+        return Ok(());
+    }
+    std::fs::write(&path, "1").map_err(|e| format!("{path}: {e}"))
 }
