@@ -686,17 +686,7 @@ impl Agent {
     }
 
     pub fn describe_tasks(&self, body: Value) -> Result<Value, ApiError> {
-        let names: Vec<String> = body["tasks"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if names.is_empty() {
-            return Err(ApiError::invalid("tasks: name at least one task"));
-        }
+        let names = crate::api::name_list(&body, "tasks", "task")?;
         let mut tasks = Vec::new();
         let mut failures = Vec::new();
         for name in names {

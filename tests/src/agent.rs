@@ -19,6 +19,34 @@ use crate::{ContainerCgroup, Output};
 /// Where every task's cgroup lives, in each hierarchy.
 pub const TASK_CGROUP_ROOT: &str = "/berth/task";
 
+/// How long the agent suites wait for a task to reach a status: long enough for a task
+/// to start or stop on a loaded two-core host.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A container script that runs until SIGTERM, and then exits 0 at once.
+pub const UNTIL_TERM: &str = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
+
+/// A busybox container running `sh -c script`, essential, 64 MiB.
+pub fn sh(name: &str, script: &str) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "image": "busybox:latest",
+        "essential": true,
+        "memory": 64,
+        "command": ["sh", "-c", script],
+    })
+}
+
+/// A task definition on the host's network: the mode that needs no bridge and runs on
+/// every cgroup layout, the VM's included.
+pub fn host_task(family: &str, containers: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
+        "family": family,
+        "networkMode": "host",
+        "containerDefinitions": containers,
+    })
+}
+
 /// How long the drop lets tasks stop on their own before it kills what is left.
 const STOP_GRACE: Duration = Duration::from_secs(4);
 

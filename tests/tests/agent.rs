@@ -6,37 +6,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use berth_tests::agent::{
-    TASK_CGROUP_ROOT, container, file_len, is_alive, mount_points, processes_in_cgroup, task_id,
-    zombies_in_cgroup,
+    TASK_CGROUP_ROOT, TIMEOUT, UNTIL_TERM, container, file_len, host_task, is_alive, mount_points,
+    processes_in_cgroup, sh, task_id, zombies_in_cgroup,
 };
 use berth_tests::{Agent, ContainerCgroup};
 use serde_json::{Value, json};
-
-/// Long enough for a task to start or stop on a loaded two-core host.
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A container that runs until SIGTERM, and then exits 0 at once.
-const UNTIL_TERM: &str = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
-
-/// A busybox container of the task `family` running `sh -c script`, essential, 64 MiB.
-fn sh(name: &str, script: &str) -> Value {
-    json!({
-        "name": name,
-        "image": "busybox:latest",
-        "essential": true,
-        "memory": 64,
-        "command": ["sh", "-c", script],
-    })
-}
-
-/// A task definition on the host's network (the mode berth runs without a bridge).
-fn task(family: &str, containers: Vec<Value>) -> Value {
-    json!({
-        "family": family,
-        "networkMode": "host",
-        "containerDefinitions": containers,
-    })
-}
 
 fn arn_of(family_revision: &str) -> String {
     format!("arn:aws:ecs:local:000000000000:task-definition/{family_revision}")
@@ -226,19 +200,19 @@ fn task_definitions_register_describe_list_and_deregister() {
 fn a_refused_task_definition_names_the_field_and_creates_no_revision() {
     let agent = Agent::start();
 
-    let mut small = task("refused", vec![sh("app", "true")]);
+    let mut small = host_task("refused", vec![sh("app", "true")]);
     small["containerDefinitions"][0]["memory"] = json!(4);
     let path = agent.file("small.json", &small.to_string());
     let out = agent.berth(["register-task-definition".as_ref(), path.as_os_str()]);
     out.assert_error_naming("containerDefinitions[0].memory");
 
-    let mut wrong_type = task("refused", vec![sh("app", "true")]);
+    let mut wrong_type = host_task("refused", vec![sh("app", "true")]);
     wrong_type["containerDefinitions"][0]["cpu"] = json!("lots");
     let path = agent.file("wrong-type.json", &wrong_type.to_string());
     let out = agent.berth(["register-task-definition".as_ref(), path.as_os_str()]);
     out.assert_error_naming("containerDefinitions[0].cpu");
 
-    let mut unknown_dependency = task("refused", vec![sh("app", "true")]);
+    let mut unknown_dependency = host_task("refused", vec![sh("app", "true")]);
     unknown_dependency["containerDefinitions"][0]["dependsOn"] =
         json!([{"containerName": "db", "condition": "START"}]);
     let path = agent.file("dependency.json", &unknown_dependency.to_string());
@@ -258,14 +232,17 @@ fn a_refused_task_definition_names_the_field_and_creates_no_revision() {
     described.assert_error_naming("refused");
 
     // The refusals used up no revision number.
-    let registered = agent.register(&task("refused", vec![sh("app", "true")]));
+    let registered = agent.register(&host_task("refused", vec![sh("app", "true")]));
     assert_eq!(registered["revision"], 1);
 }
 
 #[test]
 fn run_task_options_and_where_the_global_flags_go() {
     let agent = Agent::start();
-    agent.register(&task("greeter", vec![sh("app", "echo defined; sleep 0.2")]));
+    agent.register(&host_task(
+        "greeter",
+        vec![sh("app", "echo defined; sleep 0.2")],
+    ));
     let overrides = json!({"containerOverrides": [
         {"name": "app", "command": ["sh", "-c", "echo overridden; sleep 0.2"]}
     ]});
@@ -333,7 +310,7 @@ fn a_non_essential_container_exiting_leaves_the_task_running() {
     let agent = Agent::start();
     let mut helper = sh("helper", "exit 5");
     helper["essential"] = json!(false);
-    agent.register(&task("sidecar", vec![sh("app", UNTIL_TERM), helper]));
+    agent.register(&host_task("sidecar", vec![sh("app", UNTIL_TERM), helper]));
     let id = agent.run_task("sidecar");
 
     let deadline = Instant::now() + TIMEOUT;
@@ -358,7 +335,7 @@ fn an_essential_container_exiting_stops_the_task() {
     let agent = Agent::start();
     let mut sidecar = sh("sidecar", UNTIL_TERM);
     sidecar["essential"] = json!(false);
-    agent.register(&task(
+    agent.register(&host_task(
         "short",
         vec![sh("app", "sleep 0.5; exit 0"), sidecar],
     ));
@@ -413,7 +390,7 @@ fn depends_on_starts_containers_in_order() {
             json!([]),
         ),
     ];
-    let mut definition = task("ordered", containers);
+    let mut definition = host_task("ordered", containers);
     definition["volumes"] = json!([{"name": "shared"}]);
     agent.register(&definition);
     let id = agent.run_task("ordered");
@@ -446,7 +423,7 @@ fn a_success_dependency_that_fails_fails_the_task() {
     migrate["essential"] = json!(false);
     let mut app = sh("app", UNTIL_TERM);
     app["dependsOn"] = json!([{"containerName": "migrate", "condition": "SUCCESS"}]);
-    agent.register(&task("migrated", vec![app, migrate]));
+    agent.register(&host_task("migrated", vec![app, migrate]));
     let id = agent.run_task("migrated");
 
     let task = agent.wait_status(&id, "STOPPED", TIMEOUT);
@@ -473,7 +450,7 @@ fn a_container_ignoring_sigterm_is_killed_after_its_stop_timeout() {
     let agent = Agent::start();
     let mut stubborn = sh("stubborn", "trap '' TERM; while true; do sleep 0.1; done");
     stubborn["stopTimeout"] = json!(2);
-    agent.register(&task("stubborn", vec![stubborn]));
+    agent.register(&host_task("stubborn", vec![stubborn]));
     let id = agent.run_task("stubborn");
     agent.wait_status(&id, "RUNNING", TIMEOUT);
 
@@ -497,7 +474,7 @@ fn a_container_handling_sigterm_exits_at_once_with_its_code() {
         "trap 'exit 42' TERM; while true; do sleep 0.1; done",
     );
     polite["stopTimeout"] = json!(10);
-    agent.register(&task("polite", vec![polite]));
+    agent.register(&host_task("polite", vec![polite]));
     let id = agent.run_task("polite");
     agent.wait_status(&id, "RUNNING", TIMEOUT);
 
@@ -517,7 +494,7 @@ fn a_listing_into_a_closed_pipe_ends_quietly() {
     // `berth list-task-definitions | head -0`: the reader is gone before berth writes.
     use std::os::unix::process::ExitStatusExt;
     let agent = Agent::start();
-    agent.register(&task("piped", vec![sh("main", "true")]));
+    agent.register(&host_task("piped", vec![sh("main", "true")]));
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);
     let out = agent
@@ -539,7 +516,7 @@ fn a_task_with_its_own_namespaces_runs_with_its_containers_limits() {
     // containers still get their own limits (on cgroup v2 too, where a cgroup with
     // processes cannot hand its controllers down).
     let agent = Agent::start();
-    let mut def = task("own-ns", vec![sh("main", UNTIL_TERM)]);
+    let mut def = host_task("own-ns", vec![sh("main", UNTIL_TERM)]);
     def["networkMode"] = json!("none");
     def["memory"] = json!("256");
     agent.register(&def);
@@ -582,7 +559,7 @@ fn the_init_forwards_sigterm_to_a_process_that_has_no_handler() {
         "command": ["sleep", "600"],
     }));
     sleeper["stopTimeout"] = json!(10);
-    agent.register(&task("init-term", vec![sleeper]));
+    agent.register(&host_task("init-term", vec![sleeper]));
     let id = agent.run_task("init-term");
     agent.wait_status(&id, "RUNNING", TIMEOUT);
 
@@ -602,7 +579,7 @@ fn the_init_reaps_orphans_and_passes_the_exit_code_on() {
     // The inner shell leaves an orphan behind; the outer one becomes `sleep`, which never
     // waits for anything, so only an init reaps the orphan.
     let script = "cat /proc/1/comm; sh -c 'sleep 0.2 & exit 0'; sleep 5; exit 3";
-    agent.register(&task("init-reap", vec![with_init(sh("main", script))]));
+    agent.register(&host_task("init-reap", vec![with_init(sh("main", script))]));
     let id = agent.run_task("init-reap");
     agent.wait_status(&id, "RUNNING", TIMEOUT);
     thread::sleep(Duration::from_millis(1200));
@@ -624,7 +601,7 @@ fn without_the_init_an_orphan_stays_a_zombie() {
     // The control for the test above: the same script with `exec sleep` as PID 1.
     let agent = Agent::start();
     let script = "sh -c 'sleep 0.2 & exit 0'; exec sleep 600";
-    agent.register(&task("no-init", vec![sh("main", script)]));
+    agent.register(&host_task("no-init", vec![sh("main", script)]));
     let id = agent.run_task("no-init");
     agent.wait_status(&id, "RUNNING", TIMEOUT);
     thread::sleep(Duration::from_millis(1200));
@@ -639,7 +616,10 @@ fn describe_tasks_shows_each_containers_exit_code() {
     let agent = Agent::start();
     let mut side = sh("side", "exit 4");
     side["essential"] = json!(false);
-    agent.register(&task("codes", vec![sh("main", "sleep 0.5; exit 3"), side]));
+    agent.register(&host_task(
+        "codes",
+        vec![sh("main", "sleep 0.5; exit 3"), side],
+    ));
     let id = agent.run_task("codes");
 
     let task = agent.wait_status(&id, "STOPPED", TIMEOUT);
@@ -664,15 +644,18 @@ fn berth_run_exits_with_the_essential_containers_code() {
 
     let ok = run(
         "ok.json",
-        task("run-ok", vec![sh("main", "echo hello from berth run")]),
+        host_task("run-ok", vec![sh("main", "echo hello from berth run")]),
     );
     assert_eq!(ok.code, 0, "{ok:#?}");
     assert!(ok.stdout.contains("hello from berth run"), "{ok:#?}");
 
-    let three = run("three.json", task("run-three", vec![sh("main", "exit 3")]));
+    let three = run(
+        "three.json",
+        host_task("run-three", vec![sh("main", "exit 3")]),
+    );
     assert_eq!(three.code, 3, "{three:#?}");
 
-    let mut missing = task("run-missing", vec![sh("main", "true")]);
+    let mut missing = host_task("run-missing", vec![sh("main", "true")]);
     missing["containerDefinitions"][0]["image"] = json!("berth-test-no-such-image:latest");
     let missing = run("missing.json", missing);
     assert_eq!(missing.code, 125, "{missing:#?}");
@@ -699,8 +682,8 @@ fn berth_run_exits_with_the_essential_containers_code() {
 fn tasks_keep_running_across_a_sigkill_and_restart_of_the_agent() {
     let mut agent = Agent::start();
     let counter = "trap 'exit 0' TERM; i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done";
-    agent.register(&task("counter", vec![sh("counter", counter)]));
-    agent.register(&task("seven", vec![sh("seven", "sleep 1; exit 7")]));
+    agent.register(&host_task("counter", vec![sh("counter", counter)]));
+    agent.register(&host_task("seven", vec![sh("seven", "sleep 1; exit 7")]));
     let counting = agent.run_task("counter");
     agent.wait_status(&counting, "RUNNING", TIMEOUT);
     let log = agent.log_path(&counting, "counter");
@@ -756,7 +739,7 @@ fn logs_are_readable_after_the_task_stopped() {
     let agent = Agent::start();
     let mut side = sh("side", "echo side-line");
     side["essential"] = json!(false);
-    agent.register(&task(
+    agent.register(&host_task(
         "chatty",
         vec![
             sh("main", "sleep 0.3; echo one; echo two; echo three"),
@@ -800,7 +783,7 @@ fn logs_are_readable_after_the_task_stopped() {
 #[test]
 fn logs_follow_prints_lines_as_they_come_until_the_task_stops() {
     let agent = Agent::start();
-    agent.register(&task(
+    agent.register(&host_task(
         "slow",
         vec![sh("app", "echo early; sleep 1.5; echo late; sleep 0.3")],
     ));
@@ -831,7 +814,7 @@ fn logs_follow_prints_lines_as_they_come_until_the_task_stops() {
 #[test]
 fn unknown_task_definitions_are_refused() {
     let agent = Agent::start();
-    agent.register(&task("known", vec![sh("app", "true")]));
+    agent.register(&host_task("known", vec![sh("app", "true")]));
 
     let family = agent.berth(["run-task", "--task-definition", "unknown-family"]);
     family.assert_error_naming("unknown-family");
@@ -847,7 +830,7 @@ fn unknown_task_definitions_are_refused() {
 #[test]
 fn a_missing_image_fails_the_task_naming_the_image() {
     let agent = Agent::start();
-    agent.register(&task(
+    agent.register(&host_task(
         "imageless",
         vec![json!({
             "name": "app",
@@ -886,7 +869,7 @@ fn unknown_and_stopped_tasks_are_reported() {
         "{described:#}"
     );
 
-    agent.register(&task("brief", vec![sh("app", "exit 0")]));
+    agent.register(&host_task("brief", vec![sh("app", "exit 0")]));
     let id = agent.run_task("brief");
     let both = agent.json(&["describe-tasks", &id, unknown]);
     assert_eq!(both["tasks"].as_array().map(Vec::len), Some(1), "{both:#}");
@@ -930,7 +913,7 @@ fn stopped_tasks_leave_nothing_behind() {
     let mut reader = sh("reader", "sleep 0.3; cat /data/file");
     reader["mountPoints"] = mount;
     reader["dependsOn"] = json!([{"containerName": "writer", "condition": "SUCCESS"}]);
-    let mut finished = task("finished", vec![reader, writer]);
+    let mut finished = host_task("finished", vec![reader, writer]);
     finished["volumes"] = json!([{"name": "data"}]);
     agent.register(&finished);
 
@@ -938,13 +921,13 @@ fn stopped_tasks_leave_nothing_behind() {
     stubborn["stopTimeout"] = json!(1);
     let mut helper = sh("helper", UNTIL_TERM);
     helper["essential"] = json!(false);
-    agent.register(&task("stopped", vec![stubborn, helper]));
+    agent.register(&host_task("stopped", vec![stubborn, helper]));
 
     let mut failing = sh("failing", "exit 2");
     failing["essential"] = json!(false);
     let mut never = sh("never", UNTIL_TERM);
     never["dependsOn"] = json!([{"containerName": "failing", "condition": "SUCCESS"}]);
-    agent.register(&task("dependency", vec![never, failing]));
+    agent.register(&host_task("dependency", vec![never, failing]));
 
     let finished = agent.run_task("finished");
     let stopped = agent.run_task("stopped");

@@ -7,36 +7,10 @@ use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use berth_tests::agent::TASK_CGROUP_ROOT;
+use berth_tests::agent::{TASK_CGROUP_ROOT, TIMEOUT, UNTIL_TERM, host_task, sh};
 use berth_tests::console::{TERMINAL_SIZE, run_on_terminal};
 use berth_tests::{Agent, ContainerCgroup, Output};
 use serde_json::{Value, json};
-
-/// Long enough for a task to start or stop on a loaded two-core host.
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A container that runs until SIGTERM, and then exits 0 at once.
-const UNTIL_TERM: &str = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
-
-/// A busybox container running `sh -c script`, essential, 64 MiB.
-fn sh(name: &str, script: &str) -> Value {
-    json!({
-        "name": name,
-        "image": "busybox:latest",
-        "essential": true,
-        "memory": 64,
-        "command": ["sh", "-c", script],
-    })
-}
-
-/// A task definition on the host's network (the mode that runs on every cgroup layout).
-fn task(family: &str, containers: Vec<Value>) -> Value {
-    json!({
-        "family": family,
-        "networkMode": "host",
-        "containerDefinitions": containers,
-    })
-}
 
 /// Registers `definition`, runs it and waits until it is RUNNING; the task id.
 fn running(agent: &Agent, definition: Value) -> String {
@@ -73,7 +47,7 @@ fn exec_exits_with_the_commands_code_and_sees_the_container() {
     app["environment"] = json!([{"name": "GREETING", "value": "from-the-task"}]);
     app["workingDirectory"] = json!("/tmp");
     app["user"] = json!("1000:1000");
-    let id = running(&agent, task("exec-codes", vec![app]));
+    let id = running(&agent, host_task("exec-codes", vec![app]));
     // The marker is written right after start; give the shell a moment.
     let deadline = Instant::now() + TIMEOUT;
     while exec(&agent, &id, &["test", "-e", "/tmp/marker"]).code != 0 {
@@ -171,7 +145,7 @@ fn exec_exits_with_the_commands_code_and_sees_the_container() {
 #[test]
 fn exec_passes_stdin_only_with_interactive() {
     let agent = Agent::start();
-    let id = running(&agent, task("exec-stdin", vec![sh("app", UNTIL_TERM)]));
+    let id = running(&agent, host_task("exec-stdin", vec![sh("app", UNTIL_TERM)]));
     // Writes a line on berth exec's stdin and closes it only with `close`; what it prints.
     let run_with_input = |args: &[&str], close: bool| {
         let mut child = agent
@@ -214,7 +188,7 @@ fn exec_passes_stdin_only_with_interactive() {
 #[test]
 fn exec_with_a_tty_gets_a_terminal() {
     let agent = Agent::start();
-    let id = running(&agent, task("exec-tty", vec![sh("app", UNTIL_TERM)]));
+    let id = running(&agent, host_task("exec-tty", vec![sh("app", UNTIL_TERM)]));
 
     let command = agent.command([
         "exec",
@@ -262,7 +236,7 @@ fn exec_picks_the_container_and_refuses_what_is_not_running() {
     web["environment"] = json!([{"name": "WHO", "value": "web-box"}]);
     let mut sidecar = sh("sidecar", UNTIL_TERM);
     sidecar["environment"] = json!([{"name": "WHO", "value": "sidecar-box"}]);
-    let id = running(&agent, task("exec-pick", vec![web, sidecar, once]));
+    let id = running(&agent, host_task("exec-pick", vec![web, sidecar, once]));
 
     let which = exec(
         &agent,
@@ -340,7 +314,7 @@ fn row<'a>(rows: &'a [Value], container: &str) -> &'a Value {
 fn busy_and_idle(family: &str) -> Value {
     let mut idle = sh("idle", "sleep 1000 & sleep 1000 & exec sleep 1000");
     idle["memory"] = json!(48);
-    task(
+    host_task(
         family,
         vec![
             sh("busy", "trap 'exit 0' TERM; while true; do :; done"),
@@ -451,7 +425,10 @@ fn stats_figures_equal_the_cgroup_files() {
 #[test]
 fn stats_stream_a_table_every_second() {
     let agent = Agent::start();
-    let id = running(&agent, task("stats-stream", vec![sh("app", UNTIL_TERM)]));
+    let id = running(
+        &agent,
+        host_task("stats-stream", vec![sh("app", UNTIL_TERM)]),
+    );
     let mut child = agent
         .command(["--output", "json", "stats", &id])
         .stdout(Stdio::piped())
@@ -480,7 +457,7 @@ fn stats_count_oom_kills_of_a_running_container() {
     // tail of /dev/zero buffers one endless line: the OOM killer takes it, the shell lives.
     let mut hog = sh("hog", &format!("tail /dev/zero; {UNTIL_TERM}"));
     hog["memory"] = json!(16);
-    let id = running(&agent, task("stats-oom", vec![hog]));
+    let id = running(&agent, host_task("stats-oom", vec![hog]));
     let cgroup = ContainerCgroup::at(&format!("{TASK_CGROUP_ROOT}/{id}/hog"));
     let deadline = Instant::now() + TIMEOUT;
     while cgroup.oom_kills() == 0 {
@@ -603,7 +580,7 @@ fn exec_and_stats_reach_containers_while_the_agent_is_down() {
     let mut agent = Agent::start();
     let mut app = sh("app", "sleep 1000 & exec sleep 1000");
     app["environment"] = json!([{"name": "WHO", "value": "still-here"}]);
-    let id = running(&agent, task("agent-down", vec![app]));
+    let id = running(&agent, host_task("agent-down", vec![app]));
     let cgroup = ContainerCgroup::at(&format!("{TASK_CGROUP_ROOT}/{id}/app"));
     agent.kill_agent();
 

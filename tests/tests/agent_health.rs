@@ -7,26 +7,10 @@ use std::time::{Duration, Instant};
 
 use berth_tests::Agent;
 use berth_tests::agent::{
-    TASK_CGROUP_ROOT, command_line, container, processes_in_cgroup, zombie_children,
+    TASK_CGROUP_ROOT, TIMEOUT, UNTIL_TERM, command_line, container, host_task, processes_in_cgroup,
+    sh, zombie_children,
 };
 use serde_json::{Value, json};
-
-/// Long enough for a task to start or stop on a loaded two-core host.
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A container that runs until SIGTERM, and then exits 0 at once.
-const UNTIL_TERM: &str = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
-
-/// A busybox container running `sh -c script`, essential, 64 MiB.
-fn sh(name: &str, script: &str) -> Value {
-    json!({
-        "name": name,
-        "image": "busybox:latest",
-        "essential": true,
-        "memory": 64,
-        "command": ["sh", "-c", script],
-    })
-}
 
 /// `c` with a healthCheck of `command`, every 5 s (the shortest ECS allows).
 fn checked(mut c: Value, command: Value, retries: u32) -> Value {
@@ -37,14 +21,6 @@ fn checked(mut c: Value, command: Value, retries: u32) -> Value {
         "retries": retries,
     });
     c
-}
-
-fn task(family: &str, containers: Vec<Value>) -> Value {
-    json!({
-        "family": family,
-        "networkMode": "host",
-        "containerDefinitions": containers,
-    })
 }
 
 /// Polls describe-tasks until `done` holds for the task, handing every sighting to
@@ -110,7 +86,7 @@ fn checks_that_pass_make_the_containers_and_the_task_healthy() {
     worker["user"] = json!("65534");
     worker["workingDirectory"] = json!("/var/tmp");
     let plain = sh("plain", UNTIL_TERM);
-    agent.register(&task("healthy", vec![web, worker, plain]));
+    agent.register(&host_task("healthy", vec![web, worker, plain]));
     let id = agent.run_task("healthy");
     assert!(
         !std::path::Path::new(&marker).exists(),
@@ -161,7 +137,7 @@ fn a_container_turns_unhealthy_after_retries_failed_checks_and_the_task_keeps_ru
         json!(["CMD", "test", "-f", "/tmp/ok"]),
         retries,
     );
-    agent.register(&task("turning", vec![web]));
+    agent.register(&host_task("turning", vec![web]));
     let id = agent.run_task("turning");
 
     let (_, healthy_at) = watch(
@@ -209,7 +185,7 @@ fn a_check_past_its_timeout_fails_and_leaves_no_process_behind() {
         json!(["CMD-SHELL", "sleep 30; true"]),
         1,
     );
-    agent.register(&task("slow-check", vec![web]));
+    agent.register(&host_task("slow-check", vec![web]));
     let id = agent.run_task("slow-check");
     let started = Instant::now();
 
@@ -261,7 +237,7 @@ fn depends_on_healthy_starts_the_container_once_the_other_is_healthy() {
     let mut app = sh("app", UNTIL_TERM);
     app["dependsOn"] = json!([{"containerName": "db", "condition": "HEALTHY"}]);
     app["startTimeout"] = json!(60);
-    agent.register(&task("ordered", vec![app, db]));
+    agent.register(&host_task("ordered", vec![app, db]));
     let id = agent.run_task("ordered");
 
     let mut db_running_at = None;
@@ -302,7 +278,7 @@ fn a_dependency_never_healthy_within_start_timeout_fails_the_task() {
     let mut app = sh("app", "echo started; sleep 100");
     app["dependsOn"] = json!([{"containerName": "db", "condition": "HEALTHY"}]);
     app["startTimeout"] = json!(8);
-    agent.register(&task("never-healthy", vec![db, app]));
+    agent.register(&host_task("never-healthy", vec![db, app]));
     let id = agent.run_task("never-healthy");
 
     let (task, _) = watch(
@@ -336,7 +312,7 @@ fn a_dependency_never_healthy_within_start_timeout_fails_the_task() {
 fn bad_health_checks_are_refused_naming_the_field() {
     let agent = Agent::start();
     let refuse = |container: Value, field: &str| {
-        let def = task("refused", vec![container, sh("other", UNTIL_TERM)]);
+        let def = host_task("refused", vec![container, sh("other", UNTIL_TERM)]);
         let path = agent.file("refused.json", &def.to_string());
         let out = agent.berth(["register-task-definition".as_ref(), path.as_os_str()]);
         out.assert_error_naming(field);
@@ -375,7 +351,7 @@ fn bad_health_checks_are_refused_naming_the_field() {
     );
     let mut disabled = sh("other", UNTIL_TERM);
     disabled["healthCheck"] = json!({"command": ["NONE"]});
-    let def = task("refused", vec![app, disabled]);
+    let def = host_task("refused", vec![app, disabled]);
     let path = agent.file("none.json", &def.to_string());
     let out = agent.berth(["register-task-definition".as_ref(), path.as_os_str()]);
     out.assert_error_naming("containerDefinitions[0].dependsOn[0].condition");
@@ -387,7 +363,7 @@ fn bad_health_checks_are_refused_naming_the_field() {
         "command": ["CMD-SHELL", "true"],
         "interval": 5, "timeout": 60, "retries": 10, "startPeriod": 300,
     }));
-    let registered = agent.register(&task("bounds", vec![ok]));
+    let registered = agent.register(&host_task("bounds", vec![ok]));
     assert_eq!(registered["revision"], 1);
     assert_eq!(
         registered["containerDefinitions"][0]["healthCheck"]["startPeriod"],

@@ -5,13 +5,9 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use berth_tests::agent::{TASK_CGROUP_ROOT, container};
+use berth_tests::agent::{TASK_CGROUP_ROOT, TIMEOUT, UNTIL_TERM, container, host_task};
 use berth_tests::{Agent, ContainerCgroup};
 use serde_json::{Value, json};
-
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-const UNTIL_TERM: &str = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
 
 fn sh(name: &str, script: &str) -> Value {
     json!({
@@ -19,14 +15,6 @@ fn sh(name: &str, script: &str) -> Value {
         "image": "busybox:latest",
         "essential": true,
         "command": ["sh", "-c", script],
-    })
-}
-
-fn task(family: &str, containers: Vec<Value>) -> Value {
-    json!({
-        "family": family,
-        "networkMode": "host",
-        "containerDefinitions": containers,
     })
 }
 
@@ -50,7 +38,7 @@ fn resources(agent: &Agent, which: &str) -> (i64, i64) {
 #[test]
 fn task_cpu_512_holds_a_busy_loop_to_half_a_cpu() {
     let agent = Agent::start();
-    let mut definition = task(
+    let mut definition = host_task(
         "busy",
         vec![sh("spin", "trap 'exit 0' TERM; while true; do :; done")],
     );
@@ -124,7 +112,7 @@ fn a_container_over_its_memory_is_killed_for_it() {
         r#"x=$(head -c 67108864 /dev/zero | tr "\0" a); echo survived"#,
     );
     hungry["memory"] = json!(32);
-    agent.register(&task("hungry", vec![hungry]));
+    agent.register(&host_task("hungry", vec![hungry]));
     let id = agent.run_task("hungry");
 
     let task = agent.wait_status(&id, "STOPPED", TIMEOUT);
@@ -144,7 +132,7 @@ fn memory_reservation_is_the_containers_soft_limit() {
     let agent = Agent::start();
     let mut app = sh("app", UNTIL_TERM);
     app["memoryReservation"] = json!(16);
-    agent.register(&task("reserved", vec![app]));
+    agent.register(&host_task("reserved", vec![app]));
     let id = agent.run_task("reserved");
     agent.wait_status(&id, "RUNNING", TIMEOUT);
 
@@ -159,7 +147,7 @@ fn a_task_larger_than_the_host_is_refused() {
     let agent = Agent::start();
     let (_, host_mib) = resources(&agent, "registeredResources");
     let too_big = host_mib + 1024;
-    let mut definition = task("huge", vec![sh("app", UNTIL_TERM)]);
+    let mut definition = host_task("huge", vec![sh("app", UNTIL_TERM)]);
     definition["memory"] = json!(too_big.to_string());
     agent.register(&definition);
 
@@ -191,7 +179,7 @@ fn run_task_count_beyond_the_remaining_capacity_fails_the_rest() {
     // init without a handler ignores SIGTERM: SIGKILL must follow well within TIMEOUT.
     let mut app = sh("app", UNTIL_TERM);
     app["stopTimeout"] = json!(2);
-    let mut cpu_bound = task("one-cpu", vec![app]);
+    let mut cpu_bound = host_task("one-cpu", vec![app]);
     cpu_bound["cpu"] = json!("1024");
     cpu_bound["memory"] = json!("64");
     agent.register(&cpu_bound);
@@ -230,7 +218,7 @@ fn run_task_count_beyond_the_remaining_capacity_fails_the_rest() {
     );
 
     // Six tenths of the host's memory each: the second does not fit.
-    let mut memory_bound = task("most-memory", vec![sh("app", UNTIL_TERM)]);
+    let mut memory_bound = host_task("most-memory", vec![sh("app", UNTIL_TERM)]);
     memory_bound["cpu"] = json!("128");
     memory_bound["memory"] = json!((host_mib * 6 / 10).to_string());
     agent.register(&memory_bound);

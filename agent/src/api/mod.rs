@@ -56,6 +56,30 @@ impl ApiError {
     }
 }
 
+/// The names or ARNs a Describe action takes in `body[field]` (`tasks`, `services`):
+/// at least one, each a string. `what` is one of them in the error, "task" or "service".
+pub fn name_list(body: &Value, field: &str, what: &str) -> Result<Vec<String>, ApiError> {
+    let items = match &body[field] {
+        Value::Null => &Vec::new(),
+        Value::Array(items) => items,
+        _ => return Err(ApiError::invalid(format!("{field}: expected a list"))),
+    };
+    if items.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "{field}: name at least one {what}"
+        )));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ApiError::invalid(format!("{field}[{i}]: expected a string")))
+        })
+        .collect()
+}
+
 /// Anything that answers ECS actions: the agent, or a test double.
 pub trait Actions: Send + Sync + 'static {
     fn call(&self, action: &str, body: Value) -> Result<Value, ApiError>;
@@ -172,4 +196,29 @@ fn reply(status: StatusCode, body: Value) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_actions_take_a_non_empty_list_of_strings() {
+        let ok = name_list(&json!({"tasks": ["a", "arn:x/b"]}), "tasks", "task");
+        assert_eq!(ok, Ok(vec!["a".to_string(), "arn:x/b".to_string()]));
+        let refused = |body: Value| name_list(&body, "services", "service").unwrap_err().message;
+        assert_eq!(refused(json!({})), "services: name at least one service");
+        assert_eq!(
+            refused(json!({"services": []})),
+            "services: name at least one service"
+        );
+        assert_eq!(
+            refused(json!({"services": "web"})),
+            "services: expected a list"
+        );
+        assert_eq!(
+            refused(json!({"services": ["web", 7]})),
+            "services[1]: expected a string"
+        );
+    }
 }

@@ -259,17 +259,7 @@ impl Agent {
     }
 
     pub fn describe_services(&self, body: Value) -> Result<Value, ApiError> {
-        let names: Vec<String> = body["services"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if names.is_empty() {
-            return Err(ApiError::invalid("services: name at least one service"));
-        }
+        let names = crate::api::name_list(&body, "services", "service")?;
         let mut services = Vec::new();
         let mut failures = Vec::new();
         for name in names {
