@@ -1,7 +1,8 @@
 //! `run` of /bin/true in the busybox bundle, alternating berth-runtime, runc and crun in
 //! one run, beside the floor (unshare of the same namespaces + exec of /bin/true).
 //! Every command runs the same way: in a private mount namespace with the cgroup2 mount
-//! of hybrid hosts hidden, which crun needs. Prints medians and ratios to crun.
+//! of hybrid hosts hidden, which crun needs. Prints medians and ratios to crun, in all
+//! and above the cost of that wrapper alone (measured as a row of its own).
 //!
 //! Usage: bench-runtime [RUNS]   (default 50; run as root)
 
@@ -39,6 +40,9 @@ fn main() {
             eprintln!("bench-runtime: {peer} not installed, left out");
         }
     }
+    // The wrapper every row runs under, alone: what each row pays before its runtime
+    // starts. The last two columns are each row's time above it.
+    peers.push(("wrapper (exec of true)", vec!["/bin/true".to_string()]));
     peers.push((
         "floor (unshare + exec)",
         [
@@ -81,13 +85,26 @@ fn main() {
         .iter()
         .position(|(n, _)| *n == "crun")
         .map(|k| medians[k]);
+    let wrapper = peers
+        .iter()
+        .position(|(n, _)| n.starts_with("wrapper"))
+        .map_or(0.0, |k| medians[k]);
     println!("run of /bin/true in the busybox bundle, median of {runs} alternating runs");
-    println!("{:<24} {:>10} {:>12}", "runtime", "median ms", "vs crun");
+    println!(
+        "{:<24} {:>10} {:>9} {:>14} {:>9}",
+        "runtime", "median ms", "vs crun", "above wrapper", "vs crun"
+    );
     for ((name, _), m) in peers.iter().zip(&medians) {
-        let ratio = crun
-            .map(|c| format!("{:.2}x", m / c))
-            .unwrap_or_else(|| "-".into());
-        println!("{name:<24} {m:>10.2} {ratio:>12}");
+        let ratio = |a: f64, b: Option<f64>| {
+            b.map(|c| format!("{:.2}x", a / c))
+                .unwrap_or_else(|| "-".into())
+        };
+        let net = m - wrapper;
+        println!(
+            "{name:<24} {m:>10.2} {:>9} {net:>14.2} {:>9}",
+            ratio(*m, crun),
+            ratio(net, crun.map(|c| c - wrapper))
+        );
     }
 }
 
