@@ -65,6 +65,12 @@ impl Tree {
         }
     }
 
+    /// A second tree over the same root, for a writer thread: it puts files and symlinks
+    /// (which record no directory times).
+    pub fn writer(&self) -> io::Result<Tree> {
+        Ok(Tree::new(self.root.try_clone()?))
+    }
+
     pub fn root(&self) -> BorrowedFd<'_> {
         self.root.as_fd()
     }
