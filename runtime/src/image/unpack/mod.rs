@@ -73,6 +73,8 @@ pub fn apply_layer(
     let stream = decompress(input).map_err(|e| layer_error(format!("read: {e}")))?;
     let mut hashing = Hashing::new(stream);
     let mut opaque_dirs = Vec::new();
+    // The snapshot is synced as a whole once complete; start on its data meanwhile.
+    tree.write_back_early();
     let shared = Shared::default();
     std::thread::scope(|scope| -> Result<()> {
         let mut writers =
