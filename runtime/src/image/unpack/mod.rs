@@ -2,8 +2,10 @@
 //! magic bytes), read with the tar crate, and every entry written by [`tree::Tree`], which
 //! keeps it inside the tree. The tar crate only reads; it never writes a file.
 
+mod order;
 mod resolve;
 pub mod tree;
+mod writers;
 pub mod xattr;
 
 use std::ffi::OsString;
@@ -18,8 +20,10 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchown};
 use tar::EntryType;
 
+use order::Order;
 pub use resolve::{entry_path, open_in_root};
 pub use tree::{Meta, Node, Tree};
+use writers::{Content, Failure, Job, MAX_FILE, Shared, Writers};
 
 use super::digest::{Digest, Hashing};
 use super::error::{ImageError, Result};
@@ -46,7 +50,9 @@ pub enum Whiteouts<'a> {
     Plain,
 }
 
-/// Writes the layer in `blob` into `tree` and returns its diff ID.
+/// Writes the layer in `blob` into `tree` and returns its diff ID. This thread inflates,
+/// hashes and reads the stream and writes directories, large files and whatever must keep
+/// its place in the order; writer threads create the small files and symlinks meanwhile.
 pub fn apply_layer(
     mut tree: Tree,
     blob: &Path,
@@ -57,12 +63,31 @@ pub fn apply_layer(
         layer: layer.clone(),
         reason,
     };
+    let failure = |(path, reason): Failure| ImageError::Entry {
+        layer: layer.clone(),
+        path,
+        reason,
+    };
     let file = File::open(blob).map_err(|e| ImageError::io("open", blob, e))?;
     let input = BufReader::with_capacity(1 << 20, file);
     let stream = decompress(input).map_err(|e| layer_error(format!("read: {e}")))?;
     let mut hashing = Hashing::new(stream);
     let mut opaque_dirs = Vec::new();
-    {
+    // The snapshot is synced as a whole once complete; start on its data meanwhile.
+    tree.write_back_early();
+    let shared = Shared::default();
+    std::thread::scope(|scope| -> Result<()> {
+        let mut writers =
+            Writers::start(scope, &tree, writer_count(), &shared).map_err(layer_error)?;
+        let mut order = Order::default();
+        // Waits for the writers when the reader is about to change `path` itself.
+        let settle = |writers: &Writers<'_>, order: &mut Order, path: &Path, all: bool| {
+            if all || order.must_wait(path) {
+                writers.drain().map_err(failure)?;
+                order.drained();
+            }
+            Ok::<(), ImageError>(())
+        };
         let mut archive = tar::Archive::new(&mut hashing);
         let entries = archive
             .entries()
@@ -70,9 +95,10 @@ pub fn apply_layer(
         for entry in entries {
             let mut entry = entry.map_err(|e| layer_error(format!("read: {e}")))?;
             let raw = entry.path_bytes().into_owned();
+            let name = || String::from_utf8_lossy(&raw).into_owned();
             let entry_error = |reason: String| ImageError::Entry {
                 layer: layer.clone(),
-                path: String::from_utf8_lossy(&raw).into_owned(),
+                path: name(),
                 reason,
             };
             let path = entry_path(&raw).map_err(entry_error)?;
@@ -86,20 +112,24 @@ pub fn apply_layer(
             ) {
                 continue;
             }
-            if let Some(name) = path.file_name() {
+            if let Some(file_name) = path.file_name() {
                 let parent = path.parent().unwrap_or(Path::new(""));
-                match whiteout::classify(name) {
+                match whiteout::classify(file_name) {
                     Whiteout::None => {}
                     Whiteout::AufsMetadata => continue,
                     Whiteout::Remove(target) => {
                         if !resolve::plain_name(target) {
                             return Err(entry_error("bad whiteout name".to_string()));
                         }
-                        tree.remove(&parent.join(target)).map_err(entry_error)?;
+                        let target = parent.join(target);
+                        settle(&writers, &mut order, &target, false)?;
+                        tree.remove(&target).map_err(entry_error)?;
+                        order.applied(&target, false);
                         continue;
                     }
                     Whiteout::Opaque => {
                         if let Whiteouts::Overlay(mount) = whiteouts {
+                            settle(&writers, &mut order, parent, false)?;
                             let dir = opaque_dir(&mut tree, parent, mount).map_err(entry_error)?;
                             opaque_dirs.push(dir);
                         }
@@ -109,6 +139,39 @@ pub fn apply_layer(
             }
             let meta = entry_meta(&mut entry).map_err(entry_error)?;
             let link = entry.link_name_bytes().map(|l| l.into_owned());
+            let content = match (kind, &link) {
+                (EntryType::Regular | EntryType::Continuous, _)
+                    if entry.size() <= MAX_FILE && order.may_hand_off(&path) =>
+                {
+                    let size = entry.size();
+                    let mut data = Vec::with_capacity(size as usize);
+                    entry
+                        .read_to_end(&mut data)
+                        .map_err(|e| entry_error(format!("read the layer: {e}")))?;
+                    if data.len() as u64 != size {
+                        return Err(entry_error("the layer ends inside the file".into()));
+                    }
+                    Some(Content::File(data))
+                }
+                (EntryType::Symlink, Some(target)) if order.may_hand_off(&path) => Some(
+                    Content::Symlink(PathBuf::from(std::ffi::OsStr::from_bytes(target))),
+                ),
+                _ => None,
+            };
+            if let Some(content) = content {
+                order.handed_off(&path);
+                writers
+                    .hand_off(Job {
+                        path,
+                        name: name(),
+                        content,
+                        meta,
+                    })
+                    .map_err(failure)?;
+                continue;
+            }
+            // A hardlink's target may be anywhere, a writer's file included.
+            settle(&writers, &mut order, &path, kind == EntryType::Link)?;
             match kind {
                 EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                     tree.put(&path, Node::File(&mut entry), &meta)
@@ -146,8 +209,10 @@ pub fn apply_layer(
                 )),
             }
             .map_err(entry_error)?;
+            order.applied(&path, kind == EntryType::Directory);
         }
-    }
+        writers.finish().map_err(failure)
+    })?;
     tree.finish().map_err(|(path, reason)| ImageError::Entry {
         layer: layer.clone(),
         path: path.display().to_string(),
@@ -160,6 +225,14 @@ pub fn apply_layer(
         diff_id,
         opaque_dirs,
     })
+}
+
+/// Writer threads beside the reader: creating inodes is the bulk of the work, and the
+/// kernel does it in parallel for different directories.
+fn writer_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 4)
 }
 
 /// The stream inside a layer blob: gzip (all members) and zstd are recognised by their
