@@ -118,7 +118,9 @@ impl Netlink {
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(inside))),
         ]));
-        self.create(RouteNetlinkMessage::NewLink(msg))
+        // A link of that name already there is not this task's: an error, not success.
+        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+            .map(drop)
     }
 
     /// Lets the bridge port `index` send frames back where they came from, so that a task
