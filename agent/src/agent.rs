@@ -103,8 +103,8 @@ struct Inner {
     cpu_units: u64,
     memory_mib: u64,
     services: crate::service::Services,
-    /// The conflist, once the host is ready for bridge tasks.
-    conflist: Mutex<Option<Value>>,
+    /// Whether the host is ready for bridge tasks.
+    host_network_ready: Mutex<bool>,
 }
 
 pub const CGROUP_ROOT: &str = "/berth/task";
@@ -135,7 +135,7 @@ impl Agent {
                 cpu_units,
                 memory_mib,
                 services: Default::default(),
-                conflist: Mutex::new(None),
+                host_network_ready: Mutex::new(false),
             }),
         };
         agent.refresh_all();
@@ -551,10 +551,11 @@ impl Agent {
             });
         }
         let network = if net::uses_bridge(def) {
+            self.host_network()?;
             Some(net::TaskNetwork {
                 mode: def.network_mode().to_string(),
                 config: self.inner.cfg.network.clone(),
-                conflist: self.host_network()?,
+                conflist: None,
                 ports: net::port_requests(def),
             })
         } else {
@@ -590,22 +591,19 @@ impl Agent {
         Ok(())
     }
 
-    /// Readies the host for bridge tasks (once per agent): the conflist they use.
-    fn host_network(&self) -> Result<Value, String> {
+    /// Readies the host for bridge tasks, once per agent.
+    fn host_network(&self) -> Result<(), String> {
         let mut ready = self
             .inner
-            .conflist
+            .host_network_ready
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(list) = &*ready {
-            return Ok(list.clone());
+        if !*ready {
+            let cfg = &self.inner.cfg.network;
+            net::host::prepare(cfg).map_err(|e| format!("the task network {}: {e}", cfg.bridge))?;
+            *ready = true;
         }
-        let cfg = &self.inner.cfg.network;
-        net::host::prepare(cfg, &self.inner.cfg.run_dir.join("net.d"))
-            .map_err(|e| format!("the task network {}: {e}", cfg.bridge))?;
-        let list = net::conflist(cfg);
-        *ready = Some(list.clone());
-        Ok(list)
+        Ok(())
     }
 
     /// Saves progress unless a stop came in meanwhile (the stop's record wins).

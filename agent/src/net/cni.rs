@@ -1,7 +1,7 @@
-//! Runs a CNI network configuration list the way the CNI spec says a runtime does: each
-//! plugin executed with `CNI_COMMAND`, `CNI_CONTAINERID`, `CNI_NETNS`, `CNI_IFNAME` and
-//! `CNI_PATH`, its configuration on stdin, its result on stdout; ADD in order, each plugin
-//! given the previous one's result, DEL in reverse.
+//! Releases the connection of tasks an earlier berth connected through the CNI plugins:
+//! runs their network configuration list's DEL the way the CNI spec says a runtime does,
+//! each plugin in reverse order executed with `CNI_COMMAND`, `CNI_CONTAINERID`,
+//! `CNI_NETNS`, `CNI_IFNAME` and `CNI_PATH`, its configuration on stdin.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use super::{Binding, IFNAME, NetError, NetworkStatus};
+use super::{Binding, IFNAME, NetError};
 
 /// The CNI spec version berth speaks; Debian 12's plugins (1.1) support it.
 pub const VERSION: &str = "1.0.0";
@@ -71,27 +71,6 @@ pub fn plugin_config(
         }
     }
     conf
-}
-
-/// ADD: connects the namespace at `netns`; the last plugin's result.
-pub fn add(
-    conflist: &Value,
-    cni_path: &Path,
-    container_id: &str,
-    netns: &Path,
-    runtime: &RuntimeConfig,
-) -> Result<Value, NetError> {
-    let mut prev: Option<Value> = None;
-    for plugin in plugins(conflist, runtime) {
-        let conf = plugin_config(conflist, plugin, runtime, prev.as_ref());
-        let out = exec(cni_path, "ADD", container_id, Some(netns), &conf)?;
-        prev = Some(out);
-    }
-    prev.ok_or_else(|| NetError::Plugin {
-        plugin: "(none)".into(),
-        command: "ADD".into(),
-        message: "the network configuration has no plugins".into(),
-    })
 }
 
 /// DEL: releases what ADD made, plugins in reverse order. A namespace that is gone is
@@ -190,40 +169,5 @@ pub fn error_message(doc: &Value) -> Option<String> {
     Some(match doc["details"].as_str() {
         Some(d) if !d.is_empty() => format!("{msg}: {d}"),
         _ => msg.to_string(),
-    })
-}
-
-/// The task's address, gateway and interfaces out of an ADD result.
-pub fn parse_result(result: &Value, mode: &str, bindings: Vec<Binding>) -> Option<NetworkStatus> {
-    let interfaces = result["interfaces"].as_array()?;
-    let ip = result["ips"]
-        .as_array()?
-        .iter()
-        .find(|ip| ip["address"].as_str().is_some_and(|a| a.contains('.')))?;
-    let (addr, prefix) = ip["address"].as_str()?.split_once('/')?;
-    let inside = ip["interface"]
-        .as_u64()
-        .and_then(|i| interfaces.get(i as usize))
-        .or_else(|| {
-            interfaces
-                .iter()
-                .find(|i| i["sandbox"].as_str().is_some_and(|s| !s.is_empty()))
-        })?;
-    let host_veth = interfaces
-        .iter()
-        .find(|i| {
-            i["sandbox"].as_str().is_none_or(str::is_empty)
-                && i["name"].as_str().is_some_and(|n| n.starts_with("veth"))
-        })
-        .and_then(|i| i["name"].as_str())
-        .unwrap_or_default();
-    Some(NetworkStatus {
-        mode: mode.to_string(),
-        ipv4: addr.to_string(),
-        prefix_len: prefix.parse().ok()?,
-        gateway: ip["gateway"].as_str().unwrap_or_default().to_string(),
-        mac: inside["mac"].as_str().unwrap_or_default().to_string(),
-        host_veth: host_veth.to_string(),
-        bindings,
     })
 }

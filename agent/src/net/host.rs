@@ -1,17 +1,17 @@
-//! The host's side of the task network, set once by the agent: IP forwarding, outbound
-//! NAT and forwarding for the bridge's subnet, the port-mapping table ([`super::nat`]),
-//! and the conflist file the plugins run from (also usable with `cnitool`).
+//! The host's side of the task network, set once by the agent: the bridge, IP
+//! forwarding, outbound NAT and forwarding for the bridge's subnet, and the port-mapping
+//! table ([`super::nat`]).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{NetError, NetworkConfig, conflist};
+use super::{NetError, NetworkConfig};
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
-/// Turns on IPv4 forwarding, adds the NAT and forwarding rules of the subnet unless they
-/// are there, and writes `<dir>/<bridge>.conflist`; its path.
-pub fn prepare(cfg: &NetworkConfig, dir: &Path) -> Result<PathBuf, NetError> {
+/// Makes sure the bridge is there and up with the gateway's address, turns on IPv4
+/// forwarding, and adds the NAT and forwarding rules of the subnet unless they are there.
+pub fn prepare(cfg: &NetworkConfig) -> Result<(), NetError> {
+    super::bridge::ensure(cfg)?;
     let current = std::fs::read_to_string(IP_FORWARD).unwrap_or_default();
     if current.trim() != "1" {
         std::fs::write(IP_FORWARD, "1").map_err(|e| NetError::Host {
@@ -22,18 +22,7 @@ pub fn prepare(cfg: &NetworkConfig, dir: &Path) -> Result<PathBuf, NetError> {
     for (table, chain, rule) in rules(cfg) {
         ensure_rule(table, chain, &rule)?;
     }
-    super::nat::setup(cfg)?;
-    std::fs::create_dir_all(dir).map_err(|e| NetError::Host {
-        what: format!("create {}", dir.display()),
-        message: e.to_string(),
-    })?;
-    let path = dir.join(format!("{}.conflist", cfg.bridge));
-    let text = serde_json::to_vec_pretty(&conflist(cfg)).unwrap_or_default();
-    berth_runtime::container::state::write_atomic(&path, &text).map_err(|e| NetError::Host {
-        what: format!("write {}", path.display()),
-        message: e.to_string(),
-    })?;
-    Ok(path)
+    super::nat::setup(cfg)
 }
 
 /// The rules for the subnet, each marked with a comment naming the bridge:

@@ -1,17 +1,20 @@
-//! Task networking: the bridge network tasks in bridge and awsvpc mode join (through the
-//! CNI reference plugins), their host port mappings (nftables, [`nat`]), and what
-//! DescribeTasks shows of them.
+//! Task networking: the bridge network tasks in bridge and awsvpc mode join (netlink,
+//! [`bridge`]), their host port mappings (nftables, [`nat`]), and what DescribeTasks
+//! shows of them.
 //!
-//! Who does what: the agent prepares the host once ([`host::prepare`]: IP forwarding,
-//! NAT and forwarding rules for the subnet, the port-mapping table, the conflist) and
-//! puts a [`TaskNetwork`] in the task's spec. The supervisor reserves the host ports, runs
-//! CNI ADD on its sandbox's network namespace, publishes its ports and reports a
+//! Who does what: the agent prepares the host once ([`host::prepare`]: the bridge, IP
+//! forwarding, NAT and forwarding rules for the subnet, the port-mapping table) and puts
+//! a [`TaskNetwork`] in the task's spec. The supervisor reserves the host ports, puts its
+//! sandbox's network namespace on the bridge, publishes its ports and reports a
 //! [`NetworkStatus`]; it undoes both when the task ends. When a supervisor dies without
 //! doing so, the agent runs [`release`] instead.
 
+pub mod bridge;
 pub mod cni;
 pub mod host;
+pub mod lease;
 pub mod nat;
+pub mod netlink;
 pub mod ports;
 
 use std::path::{Path, PathBuf};
@@ -27,12 +30,13 @@ pub const IFNAME: &str = "eth0";
 /// The host's bridge network for tasks, from the agent's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkConfig {
-    /// The bridge's name; also the CNI network's name, so the address leases are kept in
-    /// `/var/lib/cni/networks/<bridge>/`.
+    /// The bridge's name; also the network's name in `/var/lib/cni/networks/<bridge>/`,
+    /// where the address leases are kept as CNI's host-local plugin keeps them.
     pub bridge: String,
     /// An IPv4 subnet in CIDR notation; the bridge takes its first address.
     pub subnet: String,
-    /// Where the CNI plugins are.
+    /// Where the CNI plugins are: for releasing tasks started when berth connected them
+    /// through the plugins.
     pub cni_path: PathBuf,
     /// Ephemeral host ports come from this range, inclusive.
     pub host_ports: (u16, u16),
@@ -55,8 +59,10 @@ pub struct TaskNetwork {
     /// "bridge" or "awsvpc".
     pub mode: String,
     pub config: NetworkConfig,
-    /// The CNI network configuration list, as the agent wrote it when the task started.
-    pub conflist: Value,
+    /// Tasks started when berth connected them through the CNI plugins: the network
+    /// configuration list their connection was made with, and is released with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflist: Option<Value>,
     /// Host ports to publish (bridge mode only).
     pub ports: Vec<PortRequest>,
 }
@@ -121,6 +127,24 @@ pub enum NetError {
         command: String,
         message: String,
     },
+    /// A link, address or route could not be made or removed.
+    #[error("{what}: {source}")]
+    Netlink {
+        what: String,
+        source: std::io::Error,
+    },
+    /// The address leases could not be read or written.
+    #[error("address lease dir {}: {source}", dir.display())]
+    Lease {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    /// Every address of the subnet is leased.
+    #[error("address: no free address in {subnet}")]
+    NoFreeAddress { subnet: String },
+    /// The configured subnet is not one berth can use.
+    #[error("bridge subnet {subnet}: {message}")]
+    Subnet { subnet: String, message: String },
     /// A host setting or rule the network needs could not be made.
     #[error("{what}: {message}")]
     Host { what: String, message: String },
@@ -163,31 +187,6 @@ pub fn protocol_name(p: Option<&Protocol>) -> &'static str {
         Some(Protocol::Udp) => "udp",
         _ => "tcp",
     }
-}
-
-/// The CNI network configuration list for `cfg`: a bridge with host-local addresses and a
-/// default route. NAT and forwarding are the agent's rules for the whole subnet
-/// ([`host::prepare`]), set once rather than per task; port mappings are elements of an
-/// nftables map ([`nat`]) rather than the portmap plugin's per-task iptables chains.
-pub fn conflist(cfg: &NetworkConfig) -> Value {
-    json!({
-        "cniVersion": cni::VERSION,
-        "name": cfg.bridge,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": cfg.bridge,
-                "isGateway": true,
-                "ipMasq": false,
-                "hairpinMode": true,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": cfg.subnet}]],
-                    "routes": [{"dst": "0.0.0.0/0"}]
-                }
-            }
-        ]
-    })
 }
 
 /// The ECS networkBindings of one container.
@@ -251,10 +250,9 @@ pub fn network_interface(task_id: &str, status: &NetworkStatus) -> Value {
 }
 
 /// Takes down what a task's connection made: its host ports (those still pointing at
-/// `ipv4`, when known), then, through CNI DEL, the address lease and the veth if the
-/// namespace is still there (else it went with the namespace). Tasks started before port
-/// mappings moved to nftables have portmap in their conflist; DEL runs it for them.
-/// Idempotent.
+/// `ipv4`, when known), then its veth (unless it went with the namespace) and its address
+/// lease. Tasks connected through the CNI plugins by an earlier berth are released the
+/// same way, through CNI DEL with the conflist they were connected with. Idempotent.
 pub fn release(
     task_id: &str,
     net: &TaskNetwork,
@@ -263,15 +261,14 @@ pub fn release(
     netns: Option<&Path>,
 ) -> Result<(), NetError> {
     let unpublished = nat::unpublish(&net.config.bridge, ipv4, bindings);
-    let runtime = cni::RuntimeConfig::for_ports(&net.ports, bindings);
-    let deleted = cni::del(
-        &net.conflist,
-        &net.config.cni_path,
-        task_id,
-        netns,
-        &runtime,
-    );
-    unpublished.and(deleted)
+    let detached = match &net.conflist {
+        Some(conflist) => {
+            let runtime = cni::RuntimeConfig::for_ports(&net.ports, bindings);
+            cni::del(conflist, &net.config.cni_path, task_id, netns, &runtime)
+        }
+        None => bridge::detach(task_id, &net.config),
+    };
+    unpublished.and(detached)
 }
 
 /// Puts what the supervisor reported into the task as DescribeTasks shows it: awsvpc

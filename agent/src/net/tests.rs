@@ -1,6 +1,8 @@
+use std::collections::HashSet;
+
 use serde_json::json;
 
-use super::cni::{RuntimeConfig, parse_result, plugin_config};
+use super::cni::{RuntimeConfig, plugin_config};
 use super::ports::ephemeral_candidates;
 use super::*;
 
@@ -45,28 +47,58 @@ fn bridge_mode_publishes_its_port_mappings_others_do_not() {
     assert!(uses_bridge(&d));
 }
 
+/// The conflist tasks started when berth connected them through the CNI plugins carry
+/// in their spec.
+fn old_conflist(cfg: &NetworkConfig) -> serde_json::Value {
+    json!({
+        "cniVersion": cni::VERSION,
+        "name": cfg.bridge,
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": cfg.bridge,
+                "isGateway": true,
+                "ipMasq": false,
+                "hairpinMode": true,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": cfg.subnet}]],
+                    "routes": [{"dst": "0.0.0.0/0"}]
+                }
+            }
+        ]
+    })
+}
+
 #[test]
-fn conflist_is_a_bridge_with_host_local_addresses() {
-    let cfg = NetworkConfig {
-        bridge: "bt0".into(),
-        subnet: "10.9.0.0/16".into(),
-        ..Default::default()
-    };
-    let list = conflist(&cfg);
-    assert_eq!(list["name"], "bt0");
-    assert_eq!(list["plugins"][0]["type"], "bridge");
-    assert_eq!(list["plugins"][0]["bridge"], "bt0");
+fn tasks_connected_through_cni_keep_their_conflist_new_ones_have_none() {
+    let old = json!({
+        "mode": "bridge",
+        "config": NetworkConfig::default(),
+        "conflist": old_conflist(&NetworkConfig::default()),
+        "ports": [],
+    });
+    let net: TaskNetwork = serde_json::from_value(old).unwrap();
     assert_eq!(
-        list["plugins"][0]["ipam"]["ranges"][0][0]["subnet"],
-        "10.9.0.0/16"
+        net.conflist.as_ref().unwrap()["plugins"][0]["type"],
+        "bridge"
     );
-    assert_eq!(list["plugins"].as_array().map(Vec::len), Some(1));
+
+    let new = TaskNetwork {
+        mode: "awsvpc".into(),
+        config: NetworkConfig::default(),
+        conflist: None,
+        ports: Vec::new(),
+    };
+    let doc = serde_json::to_value(&new).unwrap();
+    assert!(doc.get("conflist").is_none());
+    assert_eq!(serde_json::from_value::<TaskNetwork>(doc).unwrap(), new);
 }
 
 /// The conflist of tasks started before port mappings moved to nftables: their DEL
 /// still runs portmap.
 fn list_with_portmap() -> serde_json::Value {
-    let mut list = conflist(&NetworkConfig::default());
+    let mut list = old_conflist(&NetworkConfig::default());
     list["plugins"]
         .as_array_mut()
         .unwrap()
@@ -114,27 +146,6 @@ fn portmap_runs_only_for_tasks_with_port_mappings() {
         port_mappings: vec![json!({"hostPort": 8080, "containerPort": 80, "protocol": "tcp"})],
     };
     assert_eq!(types(&with_port), ["bridge", "portmap"]);
-}
-
-#[test]
-fn add_result_gives_the_address_mac_and_veth() {
-    let result = json!({
-        "cniVersion": "1.0.0",
-        "interfaces": [
-            {"name": "berth0", "mac": "aa:aa:aa:aa:aa:aa"},
-            {"name": "veth1234", "mac": "bb:bb:bb:bb:bb:bb"},
-            {"name": "eth0", "mac": "cc:cc:cc:cc:cc:cc", "sandbox": "/proc/9/ns/net"}
-        ],
-        "ips": [{"interface": 2, "address": "10.77.0.5/16", "gateway": "10.77.0.1"}],
-        "routes": [{"dst": "0.0.0.0/0"}]
-    });
-    let s = parse_result(&result, "awsvpc", Vec::new()).unwrap();
-    assert_eq!(s.ipv4, "10.77.0.5");
-    assert_eq!(s.prefix_len, 16);
-    assert_eq!(s.gateway, "10.77.0.1");
-    assert_eq!(s.mac, "cc:cc:cc:cc:cc:cc");
-    assert_eq!(s.host_veth, "veth1234");
-    assert!(parse_result(&json!({"interfaces": []}), "bridge", Vec::new()).is_none());
 }
 
 #[test]
@@ -278,4 +289,132 @@ fn nat_removes_only_the_elements_still_pointing_at_the_task() {
     );
     assert!(nat::owned_keys(&json!({"nftables": []}), None, &b).is_empty());
     assert_eq!(nat::unpublish_script("berth0", &[]), "");
+}
+
+fn ip(s: &str) -> std::net::Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn subnet(cidr: &str) -> lease::Subnet {
+    lease::Subnet::parse(cidr).unwrap()
+}
+
+#[test]
+fn a_subnet_has_its_gateway_first_and_its_broadcast_last() {
+    let s = subnet("10.77.3.9/16");
+    assert_eq!(s.network, ip("10.77.0.0"));
+    assert_eq!(s.gateway(), ip("10.77.0.1"));
+    assert_eq!(s.broadcast(), ip("10.77.255.255"));
+    for bad in ["10.77.0.0", "10.77.0/16", "10.77.0.0/31", "10.77.0.0/x"] {
+        let e = lease::Subnet::parse(bad).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("bridge subnet {bad}: ")), "{e}");
+    }
+}
+
+#[test]
+fn addresses_start_after_the_gateway_and_skip_network_and_broadcast() {
+    let s = subnet("10.78.5.0/29");
+    let all: Vec<_> = lease::candidates(s, None).collect();
+    let want: Vec<_> = (2..=6).map(|n| ip(&format!("10.78.5.{n}"))).collect();
+    assert_eq!(all, want);
+}
+
+#[test]
+fn the_next_address_follows_the_last_reserved_and_wraps_around() {
+    let s = subnet("10.78.5.0/29");
+    let none = HashSet::new();
+    assert_eq!(
+        lease::next_free(s, Some(ip("10.78.5.3")), &none),
+        Some(ip("10.78.5.4"))
+    );
+    // After the last one (.6), around to the first after the gateway.
+    assert_eq!(
+        lease::next_free(s, Some(ip("10.78.5.6")), &none),
+        Some(ip("10.78.5.2"))
+    );
+    // A last reserved address outside the subnet (another configuration) is ignored.
+    assert_eq!(
+        lease::next_free(s, Some(ip("10.9.0.7")), &none),
+        Some(ip("10.78.5.2"))
+    );
+    let taken: HashSet<_> = ["10.78.5.5", "10.78.5.6", "10.78.5.2"].map(ip).into();
+    assert_eq!(
+        lease::next_free(s, Some(ip("10.78.5.4")), &taken),
+        Some(ip("10.78.5.3"))
+    );
+    // The last reserved one itself is tried last.
+    let taken: HashSet<_> = ["10.78.5.2", "10.78.5.3", "10.78.5.5", "10.78.5.6"]
+        .map(ip)
+        .into();
+    assert_eq!(
+        lease::next_free(s, Some(ip("10.78.5.4")), &taken),
+        Some(ip("10.78.5.4"))
+    );
+}
+
+#[test]
+fn a_full_subnet_has_no_next_address() {
+    let s = subnet("10.78.5.0/30");
+    let taken: HashSet<_> = [ip("10.78.5.2")].into();
+    assert_eq!(lease::next_free(s, None, &taken), None);
+}
+
+#[test]
+fn leases_are_files_as_host_local_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let leases = dir.path().join("bt0");
+    let s = subnet("10.78.5.0/29");
+    // One host-local made for a task of an earlier berth.
+    std::fs::create_dir_all(&leases).unwrap();
+    std::fs::write(leases.join("10.78.5.2"), "old\r\neth0").unwrap();
+    let a = lease::acquire(&leases, s, "task-a").unwrap();
+    assert_eq!(a, ip("10.78.5.3"));
+    assert_eq!(
+        std::fs::read_to_string(leases.join("10.78.5.3")).unwrap(),
+        "task-a\r\neth0"
+    );
+    assert_eq!(
+        std::fs::read_to_string(leases.join("last_reserved_ip.0")).unwrap(),
+        "10.78.5.3"
+    );
+    assert!(leases.join("lock").exists());
+    assert_eq!(
+        lease::acquire(&leases, s, "task-b").unwrap(),
+        ip("10.78.5.4")
+    );
+    lease::release(&leases, "task-a").unwrap();
+    lease::release(&leases, "task-a").unwrap();
+    assert!(!leases.join("10.78.5.3").exists());
+    // The next one still follows the last reserved, as host-local's does.
+    assert_eq!(
+        lease::acquire(&leases, s, "task-c").unwrap(),
+        ip("10.78.5.5")
+    );
+    assert_eq!(
+        lease::acquire(&leases, s, "task-d").unwrap(),
+        ip("10.78.5.6")
+    );
+    assert_eq!(
+        lease::acquire(&leases, s, "task-e").unwrap(),
+        ip("10.78.5.3")
+    );
+    let e = lease::acquire(&leases, s, "task-f")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "address: no free address in 10.78.5.0/29");
+    // Leases of the old format (the id alone) are released too.
+    lease::release(&leases, "old").unwrap();
+    assert!(!leases.join("10.78.5.2").exists());
+    lease::release(&dir.path().join("never-made"), "task-a").unwrap();
+}
+
+#[test]
+fn a_host_veth_name_fits_a_link_name() {
+    let name = bridge::host_veth("0123456789abcdef0123456789abcdef");
+    assert_eq!(name, "veth0123456789a");
+    assert!(name.len() <= 15);
+    assert_eq!(
+        bridge::mac_string(&[0x0a, 0x58, 0, 1, 0xff, 2]),
+        "0a:58:00:01:ff:02"
+    );
 }

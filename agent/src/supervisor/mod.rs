@@ -227,7 +227,7 @@ impl Supervisor {
     }
 
     /// Holds the task's host ports, then puts the sandbox's network namespace on the
-    /// bridge with its port mappings (CNI ADD).
+    /// bridge with its port mappings.
     fn connect(&mut self, net: &TaskNetwork, sandbox: i32) -> Result<(), String> {
         let seed = u64::from(std::process::id())
             ^ std::time::SystemTime::now()
@@ -237,9 +237,9 @@ impl Supervisor {
         let (bindings, held) = net::ports::reserve(&net.ports, net.config.host_ports, seed)
             .map_err(|e| e.to_string())?;
         self.held_ports = held;
-        let runtime = net::cni::RuntimeConfig::for_ports(&net.ports, &bindings);
         let netns = PathBuf::from(format!("/proc/{sandbox}/ns/net"));
-        // The ports are on record before ADD, so that whoever runs DEL finds them.
+        // The ports are on record before the address, so that whoever releases the task
+        // finds them.
         self.status.network = Some(net::NetworkStatus {
             mode: net.mode.clone(),
             bindings: bindings.clone(),
@@ -247,16 +247,9 @@ impl Supervisor {
         });
         self.save();
         self.connected = true;
-        let result = net::cni::add(
-            &net.conflist,
-            &net.config.cni_path,
-            &self.task.task_id,
-            &netns,
-            &runtime,
-        )
-        .map_err(|e| e.to_string())?;
-        let status = net::cni::parse_result(&result, &net.mode, bindings)
-            .ok_or_else(|| format!("CNI ADD gave no IPv4 address: {result}"))?;
+        let status =
+            net::bridge::attach(&self.task.task_id, &net.config, &net.mode, &netns, bindings)
+                .map_err(|e| e.to_string())?;
         if !status.bindings.is_empty() {
             // Connections from the host's loopback to a mapped port leave on the bridge
             // with a loopback source until masqueraded; the kernel drops those unless the
@@ -280,8 +273,7 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Host ports unpublished, then CNI DEL while the namespace still exists, so the
-    /// plugins remove the veth too.
+    /// Host ports unpublished, then the veth and the address lease released.
     fn disconnect(&mut self) {
         let Some(net) = self.task.network.clone() else {
             return;
