@@ -7,7 +7,7 @@ mod services;
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -95,11 +95,11 @@ impl Store {
             source,
         };
         let conn = Connection::open(path).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open_err)?;
+        // First, so that the pragmas below wait for another process's lock too.
         conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        use_wal(&conn).map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         let mut store = Store { conn };
         store.migrate()?;
@@ -114,18 +114,28 @@ impl Store {
         Ok(store)
     }
 
+    /// Brings the schema up to date. The version is read inside the write transaction, so
+    /// two processes opening a new state dir at once migrate it once.
     fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let tx = self.write()?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let version = usize::try_from(version).unwrap_or(0);
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
         }
+        tx.commit()?;
         Ok(())
+    }
+
+    /// A transaction that reads and then writes. It takes the write lock at once
+    /// (IMMEDIATE), waiting for it up to the busy timeout: a deferred one that read first
+    /// would fail at once with "database is locked" when another process (a `berth run`
+    /// beside the agent) wrote in between, since its snapshot is then stale.
+    fn write(&mut self) -> Result<rusqlite::Transaction<'_>> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 
     pub fn schema_version(&self) -> Result<usize> {
@@ -142,7 +152,7 @@ impl Store {
         body: &serde_json::Value,
         now: f64,
     ) -> Result<StoredTaskDefinition> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write()?;
         let last: Option<u32> = tx.query_row(
             "SELECT MAX(revision) FROM task_definitions WHERE family = ?1",
             [family],
@@ -368,10 +378,65 @@ fn finish_definition(row: DefinitionRow) -> Result<StoredTaskDefinition> {
     })
 }
 
+/// Puts the database in WAL mode (it stays so). Switching needs an exclusive lock, and
+/// SQLite answers "busy" at once, without the busy handler, when another process is
+/// switching the same new database: then this waits until it is done.
+fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mut tries = 0;
+    loop {
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 500 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Two processes on one state dir (the agent and a `berth run`): registrations
+    /// interleave, each waits for the other's write, and no revision is lost or doubled.
+    #[test]
+    fn two_connections_register_at_once_without_busy_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.db");
+        let writers: Vec<_> = (0..3)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut store = Store::open(&path).unwrap();
+                    (0..40)
+                        .map(|i| {
+                            // Reading between writes keeps this connection's snapshot
+                            // older than the others' commits.
+                            let _ = store.task_definition("web", None).unwrap();
+                            store
+                                .register_task_definition("web", &json!({"i": i}), 1.0)
+                                .map(|d| d.revision)
+                                .unwrap()
+                        })
+                        .collect::<Vec<u32>>()
+                })
+            })
+            .collect();
+        let mut revisions: Vec<u32> = writers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        revisions.sort_unstable();
+        assert_eq!(revisions, (1..=120).collect::<Vec<u32>>());
+    }
 
     #[test]
     fn revisions_count_up_per_family_and_latest_active_is_found() {

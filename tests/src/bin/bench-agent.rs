@@ -54,6 +54,7 @@ fn main() {
             &socket.display().to_string(),
         ])
         .args(["agent", "--run-dir", &run_dir.display().to_string()])
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start berth agent");
@@ -319,13 +320,19 @@ fn podman_runs(n: usize, network: &str) -> Option<Vec<f64>> {
 
 fn timed(c: &mut Command) -> f64 {
     let start = Instant::now();
-    let status = c
+    let out = c
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+        .stderr(Stdio::piped())
+        .output()
         .expect("spawn");
-    assert!(status.success(), "{c:?}: {status}");
-    start.elapsed().as_secs_f64() * 1000.0
+    let took = start.elapsed().as_secs_f64() * 1000.0;
+    assert!(
+        out.status.success(),
+        "{c:?}: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
 }
 
 fn wait(mut f: impl FnMut() -> bool, what: &str) {
