@@ -21,10 +21,7 @@ pub fn ensure(cfg: &NetworkConfig) -> Result<(), NetError> {
     if nl.link(&cfg.bridge).map_err(err("look up"))?.is_none() {
         nl.add_bridge(&cfg.bridge).map_err(err("create"))?;
     }
-    let bridge = nl
-        .link(&cfg.bridge)
-        .map_err(err("look up"))?
-        .ok_or_else(|| err("look up")(std::io::Error::from_raw_os_error(libc::ENODEV)))?;
+    let bridge = nl.existing_link(&cfg.bridge).map_err(err("look up"))?;
     nl.add_address(
         bridge.index,
         subnet.gateway(),
@@ -91,21 +88,13 @@ fn connect(
     )))?;
     let mut host = Netlink::open().map_err(err("open a netlink socket".into()))?;
     let bridge = host
-        .link(&cfg.bridge)
-        .map_err(err(format!("bridge {}", cfg.bridge)))?
-        .ok_or_else(|| NetError::Netlink {
-            what: format!("bridge {}", cfg.bridge),
-            source: std::io::Error::from_raw_os_error(libc::ENODEV),
-        })?;
+        .existing_link(&cfg.bridge)
+        .map_err(err(format!("bridge {}", cfg.bridge)))?;
     host.add_veth(veth, bridge.index, IFNAME, &ns)
         .map_err(err(format!("veth {veth}: create")))?;
     let port = host
-        .link(veth)
-        .map_err(err(format!("veth {veth}: look up")))?
-        .ok_or_else(|| NetError::Netlink {
-            what: format!("veth {veth}: look up"),
-            source: std::io::Error::from_raw_os_error(libc::ENODEV),
-        })?;
+        .existing_link(veth)
+        .map_err(err(format!("veth {veth}: look up")))?;
     host.set_hairpin(port.index)
         .map_err(err(format!("veth {veth}: hairpin mode")))?;
     let mut inside = Netlink::open_in(&ns).map_err(err(format!(
@@ -113,12 +102,8 @@ fn connect(
         netns.display()
     )))?;
     let eth0 = inside
-        .link(IFNAME)
-        .map_err(err(format!("veth {IFNAME} in the task's namespace")))?
-        .ok_or_else(|| NetError::Netlink {
-            what: format!("veth {IFNAME} in the task's namespace"),
-            source: std::io::Error::from_raw_os_error(libc::ENODEV),
-        })?;
+        .existing_link(IFNAME)
+        .map_err(err(format!("veth {IFNAME} in the task's namespace")))?;
     inside.set_up(eth0.index).map_err(err(format!(
         "veth {IFNAME} in the task's namespace: set up"
     )))?;

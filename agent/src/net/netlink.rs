@@ -57,6 +57,12 @@ impl Netlink {
         socket
     }
 
+    /// The link named `name`, which must exist (ENODEV otherwise).
+    pub fn existing_link(&mut self, name: &str) -> io::Result<Link> {
+        self.link(name)?
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))
+    }
+
     /// The link named `name`; `None` if there is none.
     pub fn link(&mut self, name: &str) -> io::Result<Option<Link>> {
         let mut msg = LinkMessage::default();
