@@ -4,7 +4,8 @@
 //! container root filesystems mounted without copying a file.
 
 use std::fs;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use berth_tests::oci::{
 };
 use berth_tests::registry::{Auth, Registry, TokenServer};
 use berth_tests::tree::{assert_same_tree, walk};
-use berth_tests::{Berth, busybox, unique_name};
+use berth_tests::{Berth, busybox, unique_name, wait_for};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -445,6 +446,89 @@ fn two_imports_at_once_share_the_work() {
     }
     assert_eq!(berth.images().len(), 3);
     assert_eq!(berth.entries("snapshots").len(), 1);
+    assert!(berth.entries("tmp").is_empty());
+}
+
+/// A layer is unpacked while its blob is still being copied in. Here the layout's blob is
+/// a fifo that gets its second half only once a file from the first half is in the
+/// snapshot being made: an import that copied the whole blob before unpacking it would
+/// never get there.
+#[test]
+fn a_layer_is_unpacked_while_its_blob_arrives() {
+    let dir = tempdir("arriving");
+    // Incompressible, so that half of the gzip stream inflates to well over a megabyte.
+    let mut noise = vec![0u8; 6 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for byte in &mut noise {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *byte = x as u8;
+    }
+    let blob = Blob::gzip(
+        &Layer::new()
+            .file("early", 0o644, b"first")
+            .file("late", 0o644, &noise)
+            .tar(),
+    );
+    let diff_id = blob.diff_id.clone();
+    let layout = write_layout(dir.path(), &[blob], json!({}));
+    let path = layout.blob_path(&layout.layers[0]);
+    let bytes = fs::read(&path).unwrap();
+    fs::remove_file(&path).unwrap();
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+
+    let berth = Berth::new();
+    let source = layout.dir.to_str().unwrap();
+    let mut import = berth.spawn(["image", "import", source, "--tag", "arriving:test"]);
+    let early = berth
+        .state_dir()
+        .join("images/tmp")
+        .join(format!("snapshot-{}", &diff_id["sha256:".len()..]))
+        .join("early");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut fifo = loop {
+        // Non-blocking, so that an import that never opens the blob fails the test.
+        match fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+        {
+            Ok(fifo) => break fifo,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                assert!(import.try_wait().unwrap().is_none(), "the import ended");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the blob was never opened"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("open the fifo: {e}"),
+        }
+    };
+    // Back to blocking writes for the halves.
+    nix::fcntl::fcntl(
+        &fifo,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+    )
+    .unwrap();
+    let half = bytes.len() / 2;
+    fifo.write_all(&bytes[..half]).unwrap();
+    wait_for(
+        "a file of the first half in the snapshot being made",
+        Duration::from_secs(30),
+        || fs::read(&early).ok().filter(|data| data == b"first"),
+    );
+    assert!(import.try_wait().unwrap().is_none());
+    fifo.write_all(&bytes[half..]).unwrap();
+    drop(fifo);
+    let out = import.wait_with_output().unwrap();
+    assert!(out.status.success(), "the import failed: {out:?}");
+
+    let store = berth.store();
+    let image = store.resolve("arriving:test").unwrap();
+    let snapshot = store.snapshot_path(&image.chain_ids[0]);
+    assert!(fs::read(snapshot.join("late")).unwrap() == noise);
     assert!(berth.entries("tmp").is_empty());
 }
 

@@ -1,7 +1,7 @@
 //! What pull and import share: from a chosen manifest, copy the config and layer blobs
 //! into the store (verified while they stream), unpack each layer into its snapshot, and
-//! store the manifest last. Layers are fetched on one thread while the previous ones are
-//! unpacked on another.
+//! store the manifest last. Layers are copied in on one thread while another unpacks
+//! them, each as its blob arrives.
 
 use std::io::Read;
 use std::sync::Mutex;
@@ -10,6 +10,7 @@ use std::sync::mpsc;
 
 use oci_spec::image::ImageConfiguration;
 
+use super::arriving::Arriving;
 use super::digest::{Digest, chain_ids};
 use super::error::{ImageError, Result};
 use super::gc::Created;
@@ -183,39 +184,66 @@ pub(crate) fn fetch_image(
     }
     let chain = chain_ids(&diff_ids);
 
+    // One thread copies the layer blobs in, in order; this one unpacks each layer while
+    // its blob arrives, reading the copy as it is written.
     let cancel = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
-        let (ready, arrived) = mpsc::channel::<Result<()>>();
+        let (ready, arrived) = mpsc::channel::<Option<Arriving>>();
         let cancel = &cancel;
-        scope.spawn(move || {
+        let copier = scope.spawn(move || -> Result<()> {
             for layer in &manifest.layers {
-                let result = store
-                    .ingest(layer, &mut || source.open_blob(layer), progress, cancel)
-                    .map(|made| note_blob(&layer.digest, made));
-                let failed = result.is_err();
-                if ready.send(result).is_err() || failed {
-                    return;
+                let mut watched = false;
+                let made = store.ingest_watched(
+                    layer,
+                    &mut || source.open_blob(layer),
+                    progress,
+                    cancel,
+                    &mut |arriving| {
+                        watched = true;
+                        let _ = ready.send(Some(arriving));
+                    },
+                )?;
+                note_blob(&layer.digest, made);
+                // Already stored: the unpack reads it from the store.
+                if !watched && ready.send(None).is_err() {
+                    break;
                 }
             }
+            Ok(())
         });
         let unpack = || -> Result<()> {
             for (i, layer) in manifest.layers.iter().enumerate() {
-                arrived
+                let arriving = arrived
                     .recv()
-                    .map_err(|_| ImageError::Cancelled(format!("layer {}", layer.digest)))??;
-                let made =
-                    snapshot::ensure(store, &chain[..i], &chain[i], layer, &diff_ids[i], progress)?;
+                    .map_err(|_| ImageError::Cancelled(format!("layer {}", layer.digest)))?;
+                let made = snapshot::ensure(
+                    store,
+                    &chain[..i],
+                    &chain[i],
+                    layer,
+                    &diff_ids[i],
+                    arriving,
+                    progress,
+                )?;
                 if made {
                     lock(created).snapshots.push(chain[i].clone());
                 }
             }
             Ok(())
         };
-        let result = unpack();
-        if result.is_err() {
+        let unpacked = unpack();
+        if unpacked.is_err() {
             cancel.store(true, Ordering::Relaxed);
         }
-        result
+        let copied = copier
+            .join()
+            .unwrap_or_else(|_| Err(ImageError::Cancelled("a copying thread panicked".into())));
+        // A failed copy also fails the unpack reading it; the copy's error says why.
+        match (copied, unpacked) {
+            (Err(error), _) if !matches!(error, ImageError::Cancelled(_)) => Err(error),
+            (_, Err(error)) | (Err(error), Ok(())) => Err(error),
+            (Ok(()), Ok(())) => Ok(()),
+        }
     })?;
 
     let made = store.ingest(

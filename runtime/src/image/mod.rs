@@ -18,6 +18,7 @@
 //! Everything that must survive a crash is written to tmp/ first, synced and renamed into
 //! place. Locks (flock) make it safe to run beside a running agent and other commands.
 
+mod arriving;
 mod bundle;
 pub mod digest;
 pub mod error;

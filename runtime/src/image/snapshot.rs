@@ -10,6 +10,7 @@
 //! the snapshot appears under its name only when complete and synced.
 
 use std::fs::{self, File};
+use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -19,6 +20,7 @@ use nix::sys::stat::{Mode, fchmod, futimens};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchown, syncfs};
 
+use super::arriving::Arriving;
 use super::digest::Digest;
 use super::error::{ImageError, Result};
 use super::gc::remove;
@@ -30,7 +32,8 @@ use super::unpack::{self, Tree, Whiteouts};
 use super::whiteout::OVERLAY_OPAQUE_XATTR;
 
 /// Makes sure the snapshot `chain_id` exists: unpacks `layer` over the snapshots of
-/// `parents` (bottom first) if it does not. The layer's diff ID must be `diff_id`.
+/// `parents` (bottom first) if it does not, reading the blob from `arriving` while it is
+/// copied into the store, or else from the store. The layer's diff ID must be `diff_id`.
 /// Returns whether this call made the snapshot.
 pub(crate) fn ensure(
     store: &Store,
@@ -38,6 +41,7 @@ pub(crate) fn ensure(
     chain_id: &Digest,
     layer: &Descriptor,
     diff_id: &Digest,
+    arriving: Option<Arriving>,
     progress: &dyn Progress,
 ) -> Result<bool> {
     let path = store.snapshot_path(chain_id);
@@ -55,7 +59,7 @@ pub(crate) fn ensure(
     let result = (|| {
         // Left over by a process that died while holding this lock.
         remove(&tmp)?;
-        let actual = build(store, parents, &tmp, layer)?;
+        let actual = build(store, parents, &tmp, layer, arriving)?;
         if actual != *diff_id {
             return Err(ImageError::Layer {
                 layer: layer.digest.clone(),
@@ -85,7 +89,7 @@ pub(crate) fn create_base(
     progress.layer_started(&layer.digest);
     let tmp = store.unique_tmp("snapshot");
     let result = (|| {
-        let diff_id = build(store, &[], &tmp, layer)?;
+        let diff_id = build(store, &[], &tmp, layer, None)?;
         let path = store.snapshot_path(&diff_id);
         let _lock = store.lock_item("snapshot", &diff_id)?;
         if path.is_dir() {
@@ -110,14 +114,26 @@ fn seal(tmp: &Path, path: &Path) -> Result<()> {
 }
 
 /// Writes `layer` into the new directory `upper`, over `parents`; returns its diff ID.
-fn build(store: &Store, parents: &[Digest], upper: &Path, layer: &Descriptor) -> Result<Digest> {
+fn build(
+    store: &Store,
+    parents: &[Digest],
+    upper: &Path,
+    layer: &Descriptor,
+    arriving: Option<Arriving>,
+) -> Result<Digest> {
     fs::create_dir(upper).map_err(|e| ImageError::io("create", upper, e))?;
     fs::set_permissions(upper, fs::Permissions::from_mode(0o755))
         .map_err(|e| ImageError::io("chmod", upper, e))?;
-    let blob = store.blob_path(&layer.digest);
+    let blob: Box<dyn Read + Send> = match arriving {
+        Some(arriving) => Box::new(arriving),
+        None => {
+            let path = store.blob_path(&layer.digest);
+            Box::new(File::open(&path).map_err(|e| ImageError::io("open", &path, e))?)
+        }
+    };
     let Some(top) = parents.last() else {
         let tree = Tree::new(open_dir(upper)?);
-        return Ok(unpack::apply_layer(tree, &blob, &layer.digest, Whiteouts::Plain)?.diff_id);
+        return Ok(unpack::apply_layer(tree, blob, &layer.digest, Whiteouts::Plain)?.diff_id);
     };
     // The merged root takes its owner, mode and times from the upper directory.
     copy_root_attributes(&store.snapshot_path(top), upper)?;
@@ -139,7 +155,7 @@ fn build(store: &Store, parents: &[Digest], upper: &Path, layer: &Descriptor) ->
             mount::mount_overlay_private(&overlay, &target)?;
             let tree = Tree::new(open_dir(&target)?);
             let applied =
-                unpack::apply_layer(tree, &blob, &layer.digest, Whiteouts::Overlay(&target));
+                unpack::apply_layer(tree, blob, &layer.digest, Whiteouts::Overlay(&target));
             mount::unmount(&target)?;
             applied
         })?;

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use sha2::{Digest as _, Sha256};
 
+use super::arriving::{self, Arriving, Feed};
 use super::digest::Digest;
 use super::error::{ImageError, Result};
 use super::lock::{self, Lock};
@@ -143,6 +144,19 @@ impl Store {
         progress: &dyn Progress,
         cancel: &AtomicBool,
     ) -> Result<bool> {
+        self.ingest_watched(expected, open, progress, cancel, &mut |_| {})
+    }
+
+    /// As [`Store::ingest`]; when this call copies the blob, `watch` gets a reader of the
+    /// copy as it is made, before the copy starts.
+    pub(crate) fn ingest_watched<'a>(
+        &self,
+        expected: &Descriptor,
+        open: &mut dyn FnMut() -> Result<Box<dyn Read + 'a>>,
+        progress: &dyn Progress,
+        cancel: &AtomicBool,
+        watch: &mut dyn FnMut(Arriving),
+    ) -> Result<bool> {
         let digest = &expected.digest;
         let path = self.blob_path(digest);
         if path.is_file() {
@@ -157,10 +171,24 @@ impl Store {
         // Only the holder of the blob's lock writes this file, so a name without a pid is
         // safe, and a copy cut short by a crash is simply started over.
         let tmp = self.tmp_dir().join(format!("blob-{}", digest.hex()));
+        let mut feed = None;
         let result = (|| {
             let mut reader = open()?;
+            let mut file = File::create(&tmp).map_err(|e| ImageError::io("create", &tmp, e))?;
+            let again = File::open(&tmp).map_err(|e| ImageError::io("open", &tmp, e))?;
+            let (copy, arriving) = arriving::pair(again);
+            let copy = feed.insert(copy);
+            watch(arriving);
             progress.blob_started(digest, expected.size);
-            let (actual, size) = copy_hashed(&mut *reader, &tmp, Some(expected), progress, cancel)?;
+            let (actual, size) = copy_hashed(
+                &mut *reader,
+                &mut file,
+                &tmp,
+                Some(expected),
+                Some(copy),
+                progress,
+                cancel,
+            )?;
             if size != expected.size {
                 return Err(ImageError::SizeMismatch {
                     digest: digest.clone(),
@@ -176,12 +204,22 @@ impl Store {
             }
             publish(&tmp, &path)
         })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+        match (result, feed) {
+            (Ok(()), feed) => {
+                if let Some(feed) = feed {
+                    feed.done();
+                }
+                progress.blob_done(digest);
+                Ok(true)
+            }
+            (Err(error), feed) => {
+                let _ = fs::remove_file(&tmp);
+                if let Some(feed) = feed {
+                    feed.fail(error.to_string());
+                }
+                Err(error)
+            }
         }
-        result?;
-        progress.blob_done(digest);
-        Ok(true)
     }
 
     /// Stores a stream whose digest is not known beforehand (a layer of a Docker archive
@@ -195,7 +233,9 @@ impl Store {
         let tmp = self.unique_tmp("ingest");
         let never = AtomicBool::new(false);
         let result = (|| {
-            let (digest, size) = copy_hashed(reader, &tmp, None, progress, &never)?;
+            let mut file = File::create(&tmp).map_err(|e| ImageError::io("create", &tmp, e))?;
+            let (digest, size) =
+                copy_hashed(reader, &mut file, &tmp, None, None, progress, &never)?;
             let path = self.blob_path(&digest);
             let _lock = self.lock_item("blob", &digest)?;
             let created = if path.is_file() {
@@ -227,16 +267,18 @@ impl Store {
     }
 }
 
-/// Streams `reader` into a new file at `tmp`, hashing it; stops as soon as it is longer
-/// than `expected` says. The file is flushed to disk before this returns.
+/// Streams `reader` into `file`, the new file at `tmp`, hashing it; stops as soon as it is
+/// longer than `expected` says. `feed` hears of every write. The file is flushed to disk
+/// before this returns.
 fn copy_hashed(
     reader: &mut dyn Read,
+    file: &mut File,
     tmp: &Path,
     expected: Option<&Descriptor>,
+    feed: Option<&Feed>,
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<(Digest, u64)> {
-    let mut file = File::create(tmp).map_err(|e| ImageError::io("create", tmp, e))?;
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     let mut buf = vec![0u8; 1 << 20];
@@ -264,6 +306,9 @@ fn copy_hashed(
         hasher.update(&buf[..n]);
         file.write_all(&buf[..n])
             .map_err(|e| ImageError::io("write", tmp, e))?;
+        if let Some(feed) = feed {
+            feed.advance(n as u64);
+        }
         if let Some(expected) = expected {
             progress.blob_advanced(&expected.digest, n as u64);
         }

@@ -2,6 +2,7 @@
 //! magic bytes), read with the tar crate, and every entry written by [`tree::Tree`], which
 //! keeps it inside the tree. The tar crate only reads; it never writes a file.
 
+mod inflate;
 mod order;
 mod resolve;
 pub mod tree;
@@ -9,7 +10,6 @@ mod writers;
 pub mod xattr;
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
@@ -50,15 +50,51 @@ pub enum Whiteouts<'a> {
     Plain,
 }
 
-/// Writes the layer in `blob` into `tree` and returns its diff ID. This thread inflates,
-/// hashes and reads the stream and writes directories, large files and whatever must keep
-/// its place in the order; writer threads create the small files and symlinks meanwhile.
+/// Writes the layer `blob` (its compressed stream) into `tree` and returns its diff ID.
+/// One thread inflates; this thread hashes and reads the stream and writes directories,
+/// large files and whatever must keep its place in the order; writer threads create the
+/// small files and symlinks meanwhile.
 pub fn apply_layer(
     mut tree: Tree,
-    blob: &Path,
+    blob: Box<dyn Read + Send + '_>,
     layer: &Digest,
     whiteouts: Whiteouts<'_>,
 ) -> Result<Applied> {
+    let layer_error = |reason: String| ImageError::Layer {
+        layer: layer.clone(),
+        reason,
+    };
+    let input = BufReader::with_capacity(1 << 20, blob);
+    let stream = decompress(input).map_err(|e| layer_error(format!("read: {e}")))?;
+    // The snapshot is synced as a whole once complete; start on its data meanwhile.
+    tree.write_back_early();
+    std::thread::scope(|scope| {
+        let inflated = inflate::start(scope, stream)
+            .map_err(|e| layer_error(format!("start a thread: {e}")))?;
+        let mut hashing = Hashing::new(inflated);
+        let opaque_dirs = write_entries(&mut tree, &mut hashing, layer, whiteouts)?;
+        tree.finish().map_err(|(path, reason)| ImageError::Entry {
+            layer: layer.clone(),
+            path: path.display().to_string(),
+            reason,
+        })?;
+        let (diff_id, _) = hashing
+            .finish()
+            .map_err(|e| layer_error(format!("read: {e}")))?;
+        Ok(Applied {
+            diff_id,
+            opaque_dirs,
+        })
+    })
+}
+
+/// Writes every entry of the tar `stream` into `tree`; returns the directories made opaque.
+fn write_entries(
+    tree: &mut Tree,
+    stream: &mut dyn Read,
+    layer: &Digest,
+    whiteouts: Whiteouts<'_>,
+) -> Result<Vec<PathBuf>> {
     let layer_error = |reason: String| ImageError::Layer {
         layer: layer.clone(),
         reason,
@@ -68,17 +104,11 @@ pub fn apply_layer(
         path,
         reason,
     };
-    let file = File::open(blob).map_err(|e| ImageError::io("open", blob, e))?;
-    let input = BufReader::with_capacity(1 << 20, file);
-    let stream = decompress(input).map_err(|e| layer_error(format!("read: {e}")))?;
-    let mut hashing = Hashing::new(stream);
     let mut opaque_dirs = Vec::new();
-    // The snapshot is synced as a whole once complete; start on its data meanwhile.
-    tree.write_back_early();
     let shared = Shared::default();
     std::thread::scope(|scope| -> Result<()> {
         let mut writers =
-            Writers::start(scope, &tree, writer_count(), &shared).map_err(layer_error)?;
+            Writers::start(scope, tree, writer_count(), &shared).map_err(layer_error)?;
         let mut order = Order::default();
         // Waits for the writers when the reader is about to change `path` itself.
         let settle = |writers: &Writers<'_>, order: &mut Order, path: &Path, all: bool| {
@@ -88,7 +118,7 @@ pub fn apply_layer(
             }
             Ok::<(), ImageError>(())
         };
-        let mut archive = tar::Archive::new(&mut hashing);
+        let mut archive = tar::Archive::new(stream);
         let entries = archive
             .entries()
             .map_err(|e| layer_error(format!("read: {e}")))?;
@@ -130,7 +160,7 @@ pub fn apply_layer(
                     Whiteout::Opaque => {
                         if let Whiteouts::Overlay(mount) = whiteouts {
                             settle(&writers, &mut order, parent, false)?;
-                            let dir = opaque_dir(&mut tree, parent, mount).map_err(entry_error)?;
+                            let dir = opaque_dir(tree, parent, mount).map_err(entry_error)?;
                             opaque_dirs.push(dir);
                         }
                         continue;
@@ -213,18 +243,7 @@ pub fn apply_layer(
         }
         writers.finish().map_err(failure)
     })?;
-    tree.finish().map_err(|(path, reason)| ImageError::Entry {
-        layer: layer.clone(),
-        path: path.display().to_string(),
-        reason,
-    })?;
-    let (diff_id, _) = hashing
-        .finish()
-        .map_err(|e| layer_error(format!("read: {e}")))?;
-    Ok(Applied {
-        diff_id,
-        opaque_dirs,
-    })
+    Ok(opaque_dirs)
 }
 
 /// Writer threads beside the reader: creating inodes is the bulk of the work, and the
@@ -237,7 +256,9 @@ fn writer_count() -> usize {
 
 /// The stream inside a layer blob: gzip (all members) and zstd are recognised by their
 /// magic numbers, anything else is read as a plain tar.
-pub fn decompress<'a, R: BufRead + 'a>(mut input: R) -> io::Result<Box<dyn Read + 'a>> {
+pub fn decompress<'a, R: BufRead + Send + 'a>(
+    mut input: R,
+) -> io::Result<Box<dyn Read + Send + 'a>> {
     let head = input.fill_buf()?;
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::bufread::MultiGzDecoder::new(input)))
