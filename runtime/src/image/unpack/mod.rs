@@ -196,6 +196,7 @@ fn write_entries(
                         name: name(),
                         content,
                         meta,
+                        epoch: order.epoch(),
                     })
                     .map_err(failure)?;
                 continue;
@@ -364,6 +365,7 @@ fn device<R: Read>(entry: &tar::Entry<'_, R>) -> std::result::Result<libc::dev_t
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::OwnedFd;
 
     #[test]
     fn pax_times() {
@@ -372,6 +374,83 @@ mod tests {
         let t = parse_pax_time("12").unwrap();
         assert_eq!((t.tv_sec(), t.tv_nsec()), (12, 0));
         assert!(parse_pax_time("x").is_none());
+    }
+
+    /// A tar of `entries`: (name, type, mode, gid, content).
+    fn layer(entries: &[(&str, EntryType, u32, u64, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, kind, mode, gid, data) in entries {
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(*kind);
+            header.set_mode(*mode);
+            header.set_uid(0);
+            header.set_gid(*gid);
+            header.set_mtime(1_700_000_000);
+            header.set_size(data.len() as u64);
+            builder.append_data(&mut header, name, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn apply(tar: Vec<u8>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = OwnedFd::from(std::fs::File::open(dir.path()).unwrap());
+        let digest = Digest::of(&tar);
+        let applied = apply_layer(
+            Tree::new(root),
+            Box::new(io::Cursor::new(tar)),
+            &digest,
+            Whiteouts::Plain,
+        )
+        .unwrap();
+        assert_eq!(applied.diff_id, digest);
+        dir
+    }
+
+    #[test]
+    fn a_directory_removed_and_made_again_gets_the_files_after_it() {
+        // Writers keep the directory of their last file open; after the whiteout, `d` is
+        // a new directory, and `d/b` must land in it, not in the removed one.
+        let mut entries: Vec<(String, EntryType, u32, u64, Vec<u8>)> =
+            vec![("d/".into(), EntryType::Directory, 0o755, 0, vec![])];
+        for i in 0..50 {
+            entries.push((
+                format!("d/a{i}"),
+                EntryType::Regular,
+                0o644,
+                0,
+                b"a".to_vec(),
+            ));
+        }
+        entries.push((".wh.d".into(), EntryType::Regular, 0o644, 0, vec![]));
+        entries.push(("d/".into(), EntryType::Directory, 0o755, 0, vec![]));
+        entries.push(("d/b".into(), EntryType::Regular, 0o644, 0, b"b".to_vec()));
+        let entries: Vec<_> = entries
+            .iter()
+            .map(|(n, k, m, g, d)| (n.as_str(), *k, *m, *g, &d[..]))
+            .collect();
+        let dir = apply(layer(&entries));
+        assert_eq!(std::fs::read(dir.path().join("d/b")).unwrap(), b"b");
+        assert!(!dir.path().join("d/a0").exists());
+    }
+
+    #[test]
+    fn files_keep_their_group_in_a_directory_made_setgid_later() {
+        use std::os::unix::fs::MetadataExt;
+        // `d` becomes setgid with group 50 after its first files: a root-owned file put
+        // after that must still be chowned to group 0.
+        let dir = apply(layer(&[
+            ("d/", EntryType::Directory, 0o755, 0, b""),
+            ("d/first", EntryType::Regular, 0o644, 0, b"1"),
+            ("d/", EntryType::Directory, 0o2775, 50, b""),
+            ("d/second", EntryType::Regular, 0o644, 0, b"2"),
+            ("d/third", EntryType::Regular, 0o644, 50, b"3"),
+        ]));
+        let gid = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().gid();
+        assert_eq!(gid("d"), 50);
+        assert_eq!(gid("d/first"), 0);
+        assert_eq!(gid("d/second"), 0);
+        assert_eq!(gid("d/third"), 50);
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub struct Order {
     made: BTreeSet<PathBuf>,
     /// Paths handed to writers since they were last drained.
     pending: BTreeSet<PathBuf>,
+    /// Counts the times a directory this layer made was replaced, removed or put again: a
+    /// writer's descriptor of a directory opened before may name one that is gone, or
+    /// what it knew of its owner may be old.
+    epoch: u64,
 }
 
 impl Order {
@@ -45,6 +49,12 @@ impl Order {
         }
     }
 
+    /// Changes whenever a directory writers may have opened is replaced, removed or put
+    /// again.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// The writers have finished everything handed to them.
     pub fn drained(&mut self) {
         self.pending.clear();
@@ -55,17 +65,28 @@ impl Order {
     pub fn applied(&mut self, path: &Path, dir: bool) {
         let parent_made = path.parent().is_some_and(|parent| self.made(parent));
         if dir {
-            if parent_made {
-                self.made.insert(path.to_path_buf());
+            // A directory put again may have a new group or setgid bit, which new entries
+            // in it take: writers must look at it again.
+            let again = if parent_made {
+                !self.made.insert(path.to_path_buf())
+            } else {
+                path.as_os_str().is_empty()
+            };
+            if again {
+                self.epoch += 1;
             }
         } else if parent_made {
             let below: Vec<PathBuf> = at_or_below(&self.made, path).cloned().collect();
+            if !below.is_empty() {
+                self.epoch += 1;
+            }
             for dir in below {
                 self.made.remove(&dir);
             }
         } else {
             // Through a symlink, this may have replaced any directory.
             self.made.clear();
+            self.epoch += 1;
         }
     }
 }
@@ -101,6 +122,16 @@ mod tests {
         order.applied(p("usr"), true);
         order.applied(p("usr/bin"), true);
         assert!(order.may_hand_off(p("usr/bin/ls")));
+        // A directory's second entry (new owner or mode) and the root's change the epoch;
+        // a new directory does not.
+        let epoch = order.epoch();
+        order.applied(p("usr/lib"), true);
+        assert_eq!(order.epoch(), epoch);
+        order.applied(p("usr/bin"), true);
+        assert_ne!(order.epoch(), epoch);
+        let epoch = order.epoch();
+        order.applied(p(""), true);
+        assert_ne!(order.epoch(), epoch);
         order.handed_off(p("usr/bin/ls"));
         // The same path twice keeps its order.
         assert!(!order.may_hand_off(p("usr/bin/ls")));
@@ -122,8 +153,13 @@ mod tests {
         order.applied(p("etc/ssl"), true);
         assert!(!order.may_hand_off(p("etc")));
         assert!(!order.may_hand_off(p("etc/ssl")));
-        // A symlink put there by the reader ends what was made below it.
+        // A symlink put there by the reader ends what was made below it, and writers
+        // must open their directories again.
+        let epoch = order.epoch();
+        order.applied(p("etc/hosts"), false);
+        assert_eq!(order.epoch(), epoch, "no directory was replaced");
         order.applied(p("etc"), false);
+        assert_ne!(order.epoch(), epoch);
         assert!(!order.may_hand_off(p("etc/ssl/cert.pem")));
         assert!(!order.may_hand_off(p("etc/hosts")));
     }
@@ -142,7 +178,9 @@ mod tests {
         order.applied(p("lib/x"), true);
         assert!(!order.may_hand_off(p("lib/x/y")));
         // Anything else put through it may have replaced any directory.
+        let epoch = order.epoch();
         order.applied(p("lib/libc.so"), false);
+        assert_ne!(order.epoch(), epoch);
         assert!(!order.may_hand_off(p("usr/lib/libm.so")));
     }
 }

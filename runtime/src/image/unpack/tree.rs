@@ -53,6 +53,23 @@ pub struct Tree {
     /// Start writing each file's data to disk as soon as it is written, for a tree that
     /// is synced once complete.
     early_writeback: bool,
+    /// A writer's tree keeps the directory of its last entry open: entries come grouped
+    /// by directory. See [`Tree::at_epoch`].
+    keep_parent: bool,
+    parent: Option<Parent>,
+    epoch: u64,
+    /// This process creates files as root:root, so a new file needs no chown to be
+    /// root-owned unless its directory hands down another group.
+    creates_as_root: bool,
+}
+
+/// An entry's directory, opened.
+struct Parent {
+    path: PathBuf,
+    fd: OwnedFd,
+    /// Its group, when known: new entries get it where the directory is setgid (or the
+    /// filesystem is mounted with grpid).
+    gid: Option<u32>,
 }
 
 type Outcome = Result<(), String>;
@@ -66,6 +83,10 @@ impl Tree {
             dir_times: Vec::new(),
             buf: vec![0u8; 256 << 10],
             early_writeback: false,
+            keep_parent: false,
+            parent: None,
+            epoch: 0,
+            creates_as_root: Uid::effective().is_root() && Gid::effective().as_raw() == 0,
         }
     }
 
@@ -80,7 +101,47 @@ impl Tree {
     pub fn writer(&self) -> io::Result<Tree> {
         let mut tree = Tree::new(self.root.try_clone()?);
         tree.early_writeback = self.early_writeback;
+        tree.keep_parent = true;
         Ok(tree)
+    }
+
+    /// A writer's directory descriptor stays valid while the reader's
+    /// [`super::order::Order::epoch`] stays the same; a job from another epoch opens its
+    /// directory again.
+    pub fn at_epoch(&mut self, epoch: u64) {
+        if epoch != self.epoch {
+            self.parent = None;
+            self.epoch = epoch;
+        }
+    }
+
+    /// The directory `path`, created if missing: the one kept open if it is that one.
+    fn open_parent(&mut self, path: &Path) -> Result<Parent, String> {
+        if let Some(parent) = self.parent.take() {
+            if parent.path == path {
+                return Ok(parent);
+            }
+        }
+        let fd = open_or_create_dir(self.root.as_fd(), path)?;
+        let gid = if self.keep_parent {
+            Some(
+                fstat(fd.as_fd())
+                    .map_err(|e| format!("stat parent: {e}"))?
+                    .st_gid,
+            )
+        } else {
+            None
+        };
+        Ok(Parent {
+            path: path.to_path_buf(),
+            fd,
+            gid,
+        })
+    }
+
+    /// Whether an entry just created in `parent` already has the owner `meta` asks for.
+    fn owned_as_asked(&self, parent: &Parent, meta: &Meta) -> bool {
+        self.creates_as_root && meta.uid == 0 && meta.gid == 0 && parent.gid == Some(0)
     }
 
     pub fn root(&self) -> BorrowedFd<'_> {
@@ -95,8 +156,9 @@ impl Tree {
         if !plain_name(&name) {
             return Err("bad file name".to_string());
         }
-        let parent = open_or_create_dir(self.root.as_fd(), parent_path)?;
-        let parent = parent.as_fd();
+        let opened = self.open_parent(parent_path)?;
+        let owned = self.owned_as_asked(&opened, meta);
+        let parent = opened.fd.as_fd();
         match node {
             Node::Dir => {
                 let dir = make_dir(parent, &name)?;
@@ -105,21 +167,27 @@ impl Tree {
                 self.dir_times.push((path.to_path_buf(), meta.mtime));
             }
             Node::File(content) => {
-                replace(parent, &name)?;
-                let fd = openat(
-                    parent,
-                    name.as_os_str(),
-                    OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_WRONLY
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .map_err(|e| format!("create: {e}"))?;
+                let create = || {
+                    openat(
+                        parent,
+                        name.as_os_str(),
+                        OFlag::O_CREAT
+                            | OFlag::O_EXCL
+                            | OFlag::O_WRONLY
+                            | OFlag::O_NOFOLLOW
+                            | OFlag::O_CLOEXEC,
+                        Mode::from_bits_truncate(0o600),
+                    )
+                };
+                let fd =
+                    create_replacing(parent, &name, create).map_err(|e| format!("create: {e}"))?;
                 let mut file = File::from(fd);
                 copy(content, &mut file, &mut self.buf)?;
-                apply_owner_mode(file.as_fd(), meta)?;
+                if !owned {
+                    set_owner(file.as_fd(), meta)?;
+                }
+                fchmod(file.as_fd(), Mode::from_bits_truncate(meta.mode))
+                    .map_err(|e| format!("set mode: {e}"))?;
                 set_xattrs_fd(file.as_fd(), meta)?;
                 futimens(file.as_fd(), &meta.mtime, &meta.mtime)
                     .map_err(|e| format!("set mtime: {e}"))?;
@@ -128,10 +196,11 @@ impl Tree {
                 }
             }
             Node::Symlink(target) => {
-                replace(parent, &name)?;
-                symlinkat(target, parent, name.as_os_str())
-                    .map_err(|e| format!("create symlink: {e}"))?;
-                self.finish_at(parent, &name, meta, false)?;
+                create_replacing(parent, &name, || {
+                    symlinkat(target, parent, name.as_os_str())
+                })
+                .map_err(|e| format!("create symlink: {e}"))?;
+                self.finish_at(parent, &name, meta, false, owned)?;
             }
             Node::Hardlink(target) => {
                 let source =
@@ -176,14 +245,17 @@ impl Tree {
                 replace(parent, &name)?;
                 mknodat(parent, name.as_os_str(), kind, Mode::empty(), dev)
                     .map_err(|e| format!("create device node: {e}"))?;
-                self.finish_at(parent, &name, meta, true)?;
+                self.finish_at(parent, &name, meta, true, false)?;
             }
             Node::Fifo => {
                 replace(parent, &name)?;
                 mknodat(parent, name.as_os_str(), SFlag::S_IFIFO, Mode::empty(), 0)
                     .map_err(|e| format!("create fifo: {e}"))?;
-                self.finish_at(parent, &name, meta, true)?;
+                self.finish_at(parent, &name, meta, true, false)?;
             }
+        }
+        if self.keep_parent {
+            self.parent = Some(opened);
         }
         Ok(())
     }
@@ -199,17 +271,27 @@ impl Tree {
         Ok(())
     }
 
-    /// Owner, mode, xattrs and mtime of an entry that cannot be opened (a symlink, a device
-    /// node, a fifo), set by name in its parent without following it.
-    fn finish_at(&self, parent: BorrowedFd<'_>, name: &OsStr, meta: &Meta, chmod: bool) -> Outcome {
-        fchownat(
-            parent,
-            name,
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| format!("set owner: {e}"))?;
+    /// Owner (unless `owned` already), mode, xattrs and mtime of an entry that cannot be
+    /// opened (a symlink, a device node, a fifo), set by name in its parent without
+    /// following it.
+    fn finish_at(
+        &self,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        meta: &Meta,
+        chmod: bool,
+        owned: bool,
+    ) -> Outcome {
+        if !owned {
+            fchownat(
+                parent,
+                name,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| format!("set owner: {e}"))?;
+        }
         if chmod {
             // The entry was just created by this process and is not a symlink.
             fchmodat(
@@ -365,13 +447,33 @@ fn remove_dir_all_at(parent: BorrowedFd<'_>, name: &OsStr) -> nix::Result<()> {
 
 /// Owner first, then mode: chown clears setuid and setgid bits.
 fn apply_owner_mode(fd: BorrowedFd<'_>, meta: &Meta) -> Outcome {
+    set_owner(fd, meta)?;
+    fchmod(fd, Mode::from_bits_truncate(meta.mode)).map_err(|e| format!("set mode: {e}"))
+}
+
+fn set_owner(fd: BorrowedFd<'_>, meta: &Meta) -> Outcome {
     fchown(
         fd,
         Some(Uid::from_raw(meta.uid)),
         Some(Gid::from_raw(meta.gid)),
     )
-    .map_err(|e| format!("set owner: {e}"))?;
-    fchmod(fd, Mode::from_bits_truncate(meta.mode)).map_err(|e| format!("set mode: {e}"))
+    .map_err(|e| format!("set owner: {e}"))
+}
+
+/// Runs `create`; if the name is taken, removes what is there (see [`replace`]) and runs
+/// it again. Most names are new, so this saves a stat of each.
+fn create_replacing<T>(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    create: impl Fn() -> nix::Result<T>,
+) -> Result<T, String> {
+    match create() {
+        Err(Errno::EEXIST) => {
+            replace(parent, name)?;
+            create().map_err(|e| e.to_string())
+        }
+        other => other.map_err(|e| e.to_string()),
+    }
 }
 
 /// Xattrs go last: chown drops security.capability.

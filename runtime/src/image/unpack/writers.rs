@@ -25,6 +25,8 @@ pub struct Job {
     pub name: String,
     pub content: Content,
     pub meta: Meta,
+    /// The reader's [`super::order::Order::epoch`] when it handed the job over.
+    pub epoch: u64,
 }
 
 pub enum Content {
@@ -190,6 +192,7 @@ fn write(tree: &mut Tree, shared: &Shared, index: usize, job: Job) {
     let outcome = if failed {
         Ok(())
     } else {
+        tree.at_epoch(job.epoch);
         match &job.content {
             Content::File(data) => tree.put(&job.path, Node::File(&mut &data[..]), &job.meta),
             Content::Symlink(target) => tree.put(&job.path, Node::Symlink(target), &job.meta),
