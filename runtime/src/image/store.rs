@@ -174,12 +174,13 @@ impl Store {
         let mut feed = None;
         let result = (|| {
             let mut reader = open()?;
+            // Shown before the unpack that reads along shows its own.
+            progress.blob_started(digest, expected.size);
             let mut file = File::create(&tmp).map_err(|e| ImageError::io("create", &tmp, e))?;
             let again = File::open(&tmp).map_err(|e| ImageError::io("open", &tmp, e))?;
             let (copy, arriving) = arriving::pair(again);
             let copy = feed.insert(copy);
             watch(arriving);
-            progress.blob_started(digest, expected.size);
             let (actual, size) = copy_hashed(
                 &mut *reader,
                 &mut file,
