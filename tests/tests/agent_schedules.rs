@@ -53,6 +53,9 @@ fn tasks_started_by(agent: &Agent, name: &str) -> Vec<String> {
                 .filter_map(|a| a.as_str().map(str::to_string)),
         );
     }
+    // A task that stops between the two calls is in both lists.
+    all.sort();
+    all.dedup();
     all
 }
 
