@@ -16,7 +16,7 @@ use berth_agent::ecs::Task;
 use berth_agent::supervisor::task::{TASK_FILE, TaskSpec, read_status};
 use berth_runtime::container::ExecOptions;
 use berth_runtime::process::terminal::{
-    ConsoleListener, RawTerminal, copy_window_size, follow_window_size, relay,
+    ConsoleListener, RawTerminal, copy_window_size, follow_window_size, relay, window_size,
 };
 use berth_runtime::process::{forward_signals, wait_exit_code};
 use berth_runtime::{Container, Status};
@@ -224,6 +224,9 @@ fn with_terminal(
     let listener =
         ConsoleListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
     opts.console_socket = Some(path);
+    // The pty gets this terminal's size before the command starts, so that it never
+    // sees 0x0 (resizes later follow SIGWINCH).
+    opts.console_size = window_size();
     let pid = container.spawn_exec(&opts).map_err(start_failure)?;
     forward_signals(pid, FORWARDED);
     let master = listener

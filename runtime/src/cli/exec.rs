@@ -49,5 +49,6 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
         pid_file: args.pid_file.clone(),
         console_socket: args.console_socket.clone(),
         preserve_fds: args.preserve_fds,
+        console_size: None,
     })
 }

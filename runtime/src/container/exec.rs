@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use oci_spec::runtime::{Process, User};
+use oci_spec::runtime::{BoxBuilder, Process, User};
 
 use super::state::write_volatile;
 use super::{Container, Status};
@@ -26,6 +26,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
+    /// With `tty`: the terminal's size (rows, columns), set before the command starts.
+    pub console_size: Option<(u16, u16)>,
 }
 
 impl Container {
@@ -88,6 +90,14 @@ impl Container {
         let mut p = self.saved.spec.process().clone().unwrap_or_default();
         p.set_args(Some(opts.args.clone()));
         p.set_terminal(Some(opts.tty));
+        if let Some((rows, columns)) = opts.console_size.filter(|_| opts.tty) {
+            let size = BoxBuilder::default()
+                .height(u64::from(rows))
+                .width(u64::from(columns))
+                .build()
+                .map_err(|e| Error::Config(format!("console size: {e}")))?;
+            p.set_console_size(Some(size));
+        }
         if let Some(cwd) = &opts.cwd {
             p.set_cwd(cwd.clone());
         }

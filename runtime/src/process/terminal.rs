@@ -164,6 +164,19 @@ impl Drop for RawTerminal {
 
 /// Gives the pty the window size of the caller's terminal (stdin), if it has one. Only
 /// ioctls: safe in a signal handler.
+/// The size (rows, columns) of the terminal on stdin, if it is one and has a size.
+pub fn window_size() -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize through a valid pointer.
+    let ok = unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
+}
+
 pub fn copy_window_size(pty: std::os::fd::RawFd) {
     let mut ws = libc::winsize {
         ws_row: 0,
