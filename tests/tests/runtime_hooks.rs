@@ -109,3 +109,37 @@ fn hooks_run_in_lifecycle_order() {
     runtime.delete(&id).ok("delete");
     assert_eq!(order(&log_dir), LIFECYCLE, "delete runs poststop");
 }
+
+#[test]
+fn large_annotations_reach_every_hook() {
+    let (mut bundle, log_dir) = bundle_with_hooks("hooks-annotations");
+    // Larger than any fixed message buffer between the runtime and the init.
+    let big = "a".repeat(200 * 1024);
+    bundle.edit(|c| c["annotations"] = json!({ "org.example.big": big }));
+    let runtime = Runtime::new();
+    let id = runtime.new_id("hooks-annotations");
+
+    runtime.create_and_start(&id, &bundle);
+    runtime.wait_status(&id, "stopped", WAIT);
+    runtime.delete(&id).ok("delete");
+
+    assert_eq!(
+        order(&log_dir),
+        LIFECYCLE,
+        "every hook should run, in order"
+    );
+    for kind in LIFECYCLE {
+        let path = log_dir.join(format!("{kind}.json"));
+        let text =
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let state: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{kind} got no state JSON ({e})"));
+        assert_eq!(
+            state["annotations"]["org.example.big"]
+                .as_str()
+                .map(str::len),
+            Some(big.len()),
+            "{kind}: the annotation should arrive whole"
+        );
+    }
+}

@@ -57,46 +57,75 @@ impl Channel {
 
     pub fn send(&self, msg: &Msg) -> std::io::Result<()> {
         let buf = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
-        loop {
-            // SAFETY: `buf` is valid for its length and the fd is open.
-            let n = unsafe {
-                libc::send(
-                    self.fd.as_raw_fd(),
-                    buf.as_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_NOSIGNAL,
-                )
-            };
-            if n >= 0 {
-                return Ok(());
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
+        // SAFETY: `buf` is valid for its length and the fd is open.
+        retry(|| unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        })?;
+        Ok(())
     }
 
     /// The next message, or None when the other side closed (exited, or exec'd: the
     /// socket is close-on-exec).
     pub fn recv(&self) -> std::io::Result<Option<Msg>> {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            // SAFETY: `buf` is writable for its length and the fd is open.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n > 0 {
-                return serde_json::from_slice(&buf[..n as usize])
-                    .map(Some)
-                    .map_err(std::io::Error::other);
-            }
-            if n == 0 {
-                return Ok(None);
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(err);
-            }
+        // The packet's length first (MSG_TRUNC reports all of it), so a message of any
+        // size arrives whole: the state that createContainer hooks get carries the spec's
+        // annotations, and a fixed buffer cut it short.
+        // SAFETY: a zero-length receive writes nothing; the fd is open.
+        let len = retry(|| unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_PEEK | libc::MSG_TRUNC,
+            )
+        })?;
+        if len == 0 {
+            return Ok(None);
         }
+        let mut buf = vec![0u8; len];
+        // SAFETY: `buf` is writable for its length and the fd is open.
+        let n = retry(|| unsafe {
+            libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
+        })?;
+        serde_json::from_slice(&buf[..n])
+            .map(Some)
+            .map_err(std::io::Error::other)
+    }
+}
+
+/// Repeats a send or receive that a signal interrupted; its length, or the error.
+fn retry(mut call: impl FnMut() -> libc::ssize_t) -> std::io::Result<usize> {
+    loop {
+        let n = call();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_larger_than_any_fixed_buffer_arrives_whole() {
+        let (a, b) = Channel::pair().unwrap();
+        // The state JSON of createContainer hooks carries the spec's annotations.
+        let state = "x".repeat(150 * 1024);
+        a.send(&Msg::HooksDone(state.clone())).unwrap();
+        a.send(&Msg::Ready).unwrap();
+        assert_eq!(b.recv().unwrap(), Some(Msg::HooksDone(state)));
+        assert_eq!(b.recv().unwrap(), Some(Msg::Ready));
+        drop(a);
+        assert_eq!(b.recv().unwrap(), None);
     }
 }
