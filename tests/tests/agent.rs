@@ -676,6 +676,34 @@ fn berth_run_exits_with_the_essential_containers_code() {
     }
 }
 
+#[test]
+fn a_working_directory_the_image_lacks_is_made_as_docker_makes_it() {
+    let agent = Agent::stopped();
+    let mut c = sh("main", "pwd; ls -ld /srv/app/data");
+    c["workingDirectory"] = json!("/srv/app/data");
+    c["user"] = json!("1000:1000");
+    c["readonlyRootFilesystem"] = json!(true);
+    let file = agent.file("cwd.json", &host_task("run-cwd", vec![c]).to_string());
+    let run_dir = agent.run_dir();
+
+    let out = agent.berth([
+        "run".as_ref(),
+        file.as_os_str(),
+        "--run-dir".as_ref(),
+        run_dir.as_os_str(),
+    ]);
+
+    assert_eq!(out.code, 0, "{out:#?}");
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some("/srv/app/data"), "{out:#?}");
+    // Root's and 0755, so the container's user may enter it, as with Docker.
+    let listing = lines.next().unwrap_or_default();
+    assert!(
+        listing.starts_with("drwxr-xr-x") && listing.contains(" root "),
+        "{out:#?}"
+    );
+}
+
 // ---- the agent's restart ----
 
 #[test]

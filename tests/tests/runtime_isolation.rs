@@ -286,3 +286,62 @@ fn the_process_starts_with_default_signals() {
         );
     }
 }
+
+#[test]
+fn a_missing_working_directory_is_made_inside_the_root() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    let runtime = Runtime::new();
+    let mut bundle = Bundle::new("make-cwd");
+    // A host directory, and a symlink in the image whose target names it (a directory
+    // of that name exists in the image too): the working directory below the link must
+    // be made inside the rootfs, never on the host.
+    let host = tempfile::tempdir().expect("a host directory");
+    let host_target = host.path().display().to_string();
+    let inside = bundle.rootfs().join(host_target.trim_start_matches('/'));
+    fs::create_dir_all(&inside).expect("the link's target in the rootfs");
+    std::os::unix::fs::symlink(&host_target, bundle.rootfs().join("outside"))
+        .expect("symlink in the rootfs");
+    bundle
+        .readonly_root(true)
+        .edit(|c| c["process"]["cwd"] = json!("/outside/work/dir"))
+        .args(&["pwd"]);
+
+    let out = runtime
+        .run(&runtime.new_id("make-cwd"), &bundle)
+        .ok("run with a cwd the image lacks, on a read-only root");
+
+    // getcwd shows the path with the link resolved, inside the container.
+    assert_eq!(
+        out.stdout.trim(),
+        format!("{host_target}/work/dir"),
+        "{out:#?}"
+    );
+    assert!(
+        !host.path().join("work").exists(),
+        "the working directory was made on the host, through the image's symlink"
+    );
+    let made = inside.join("work/dir");
+    let meta = fs::metadata(&made)
+        .unwrap_or_else(|e| panic!("{} should be made in the rootfs: {e}", made.display()));
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
+    assert_eq!((meta.uid(), meta.gid()), (0, 0));
+}
+
+#[test]
+fn a_working_directory_that_is_a_file_is_refused_naming_the_field() {
+    let runtime = Runtime::new();
+    let mut bundle = Bundle::new("cwd-file");
+    bundle
+        .edit(|c| c["process"]["cwd"] = json!("/bin/busybox/sub"))
+        .args(&["pwd"]);
+    let id = runtime.new_id("cwd-file");
+
+    let out = runtime.run(&id, &bundle);
+
+    out.assert_error_naming("process.cwd");
+    assert!(
+        !runtime.root().join(&id).exists(),
+        "a refused create should leave no state"
+    );
+}

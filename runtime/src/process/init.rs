@@ -125,9 +125,15 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
 
     if let Some(root) = &root {
         rootfs::enter(root, &cfg.rootfs, cfg.no_pivot)?;
-        rootfs::finish(spec)?;
     } else {
         nix::unistd::chroot(&cfg.rootfs).step_path("chroot", &cfg.rootfs)?;
+    }
+    if let Some(process) = spec.process() {
+        // Before a read-only root is remounted: runc and Docker make a missing one.
+        rootfs::create_cwd(process.cwd())?;
+    }
+    if root.is_some() {
+        rootfs::finish(spec)?;
     }
     drop(root);
     crate::trace::step("init: pivoted, paths masked");

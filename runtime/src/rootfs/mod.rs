@@ -8,7 +8,8 @@ pub mod resolve;
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
@@ -123,6 +124,24 @@ pub fn enter(root: &OwnedFd, rootfs: &Path, no_pivot: bool) -> StepResult<()> {
         nix::mount::umount2(".", MntFlags::MNT_DETACH).step("unmount the old root")?;
     }
     nix::unistd::chdir("/").step("chdir /")?;
+    Ok(())
+}
+
+/// Makes the process's working directory when the image lacks it, as runc and Docker do
+/// (an ECS `workingDirectory` need not exist in the image): each missing directory is
+/// root's, mode 0755 whatever the umask. Runs once the container sees only its root, so
+/// the path (symlinks, `..`) resolves inside it.
+pub fn create_cwd(cwd: &Path) -> StepResult<()> {
+    let mut path = PathBuf::from("/");
+    for part in cwd.components().skip_while(|c| c == &Component::RootDir) {
+        path.push(part);
+        match std::fs::create_dir(&path) {
+            Ok(()) => std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| format!("process.cwd: chmod {}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("process.cwd: create {}: {e}", path.display())),
+        }
+    }
     Ok(())
 }
 
