@@ -32,6 +32,9 @@ pub enum Error {
     Security(#[from] crate::security::SecurityError),
     #[error("container init: {0}")]
     Init(String),
+    /// A process joined to a running container (exec) failed before its command ran.
+    #[error("exec: {0}")]
+    Exec(String),
     #[error("hook {stage}[{index}] {path}: {msg}")]
     Hook {
         stage: &'static str,

@@ -313,8 +313,8 @@ fn start_failure(e: berth_runtime::Error) -> Failure {
 
 fn start_failure_code(e: &berth_runtime::Error) -> i32 {
     match e {
-        berth_runtime::Error::Init(msg) if msg.contains("not found") => NOT_FOUND,
-        berth_runtime::Error::Init(_) => CANNOT_RUN,
+        berth_runtime::Error::Exec(msg) if msg.contains("not found") => NOT_FOUND,
+        berth_runtime::Error::Exec(_) => CANNOT_RUN,
         _ => EXEC_FAILED,
     }
 }
@@ -360,9 +360,9 @@ mod tests {
     #[test]
     fn start_failures_exit_as_docker_exec_does() {
         use berth_runtime::Error;
-        let missing = Error::Init("process.args[0]: executable \"nope\" not found in $PATH".into());
+        let missing = Error::Exec("process.args[0]: executable \"nope\" not found in $PATH".into());
         assert_eq!(start_failure_code(&missing), 127);
-        let denied = Error::Init("exec /etc/passwd: EACCES: Permission denied".into());
+        let denied = Error::Exec("exec /etc/passwd: EACCES: Permission denied".into());
         assert_eq!(start_failure_code(&denied), 126);
         let stopped = Error::WrongStatus {
             id: "c".into(),

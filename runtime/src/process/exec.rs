@@ -103,12 +103,12 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<i32> {
                     if let Some(p) = exec_pid {
                         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(p), None);
                     }
-                    return Err(Error::Init(msg));
+                    return Err(Error::Exec(msg));
                 }
-                Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+                Some(other) => return Err(Error::Exec(format!("unexpected message {other:?}"))),
                 None => {
                     return exec_pid
-                        .ok_or_else(|| Error::Init("exec process exited during setup".into()));
+                        .ok_or_else(|| Error::Exec("the process exited during setup".into()));
                 }
             }
         }
