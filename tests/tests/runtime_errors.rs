@@ -143,3 +143,54 @@ fn a_hard_rlimit_above_the_hosts_is_refused() {
     runtime.assert_nothing_left(&id);
     out.assert_error_naming("RLIMIT_NOFILE");
 }
+
+#[test]
+fn a_sysctl_that_would_change_the_host_is_refused() {
+    let host_value = || fs::read_to_string("/proc/sys/vm/swappiness").expect("read swappiness");
+    let before = host_value();
+    let other = if before.trim() == "13" { "14" } else { "13" };
+    let runtime = Runtime::new();
+
+    // Not namespaced at all, and /proc/sys left writable (no readonlyPaths), so only the
+    // check stands between the container and the host's setting.
+    let mut bundle = Bundle::new("sysctl-host");
+    bundle.edit(|c| {
+        c["linux"]["sysctl"] = json!({ "vm.swappiness": other });
+        c["linux"]["readonlyPaths"] = json!([]);
+    });
+    let id = runtime.new_id("sysctl-host");
+    let out = runtime.create(&id, &bundle);
+    let after = host_value();
+    if after != before {
+        let _ = fs::write("/proc/sys/vm/swappiness", &before);
+    }
+    assert_eq!(after, before, "the host's swappiness changed: {out:#?}");
+    assert_ne!(out.code, 0, "{out:#?}");
+    runtime.assert_nothing_left(&id);
+    out.assert_error_naming("linux.sysctl[vm.swappiness]");
+
+    // Namespaced, but the container shares the host's network namespace.
+    let mut bundle = Bundle::new("sysctl-host-net");
+    bundle.edit(|c| {
+        c["linux"]["sysctl"] = json!({ "net.ipv4.ip_forward": "1" });
+        let namespaces = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+        namespaces.retain(|n| n["type"] != "network");
+    });
+    let id = runtime.new_id("sysctl-host-net");
+    let out = runtime.create(&id, &bundle);
+    assert_ne!(out.code, 0, "{out:#?}");
+    runtime.assert_nothing_left(&id);
+    out.assert_error_naming("linux.sysctl[net.ipv4.ip_forward]");
+
+    // The host's network namespace, joined by path, is the host's all the same.
+    let host_net = std::path::PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
+    let mut bundle = Bundle::new("sysctl-joined-host-net");
+    bundle
+        .namespace("network", Some(&host_net))
+        .edit(|c| c["linux"]["sysctl"] = json!({ "net.ipv4.ip_forward": "1" }));
+    let id = runtime.new_id("sysctl-joined-host-net");
+    let out = runtime.create(&id, &bundle);
+    assert_ne!(out.code, 0, "{out:#?}");
+    runtime.assert_nothing_left(&id);
+    out.assert_error_naming("linux.sysctl[net.ipv4.ip_forward]");
+}

@@ -345,3 +345,30 @@ fn a_working_directory_that_is_a_file_is_refused_naming_the_field() {
         "a refused create should leave no state"
     );
 }
+
+#[test]
+fn a_network_sysctl_is_set_though_proc_sys_is_read_only() {
+    let runtime = Runtime::new();
+    let mut bundle = Bundle::new("sysctl-net");
+    // What podman asks for in a container with its own network namespace; runc's spec
+    // lists /proc/sys among the read-only paths.
+    bundle
+        .edit(|c| {
+            assert!(
+                c["linux"]["readonlyPaths"]
+                    .as_array()
+                    .is_some_and(|p| p.contains(&json!("/proc/sys"))),
+                "the reference spec should make /proc/sys read-only: {c:#}"
+            );
+            c["linux"]["sysctl"] = json!({ "net.ipv4.ping_group_range": "0 0" });
+        })
+        .sh("cat /proc/sys/net/ipv4/ping_group_range; \
+             echo 1 > /proc/sys/net/ipv4/ip_forward && echo writable || echo read-only");
+
+    let out = runtime
+        .run(&runtime.new_id("sysctl-net"), &bundle)
+        .ok("run with a network sysctl");
+
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines, ["0\t0", "read-only"], "{out:#?}");
+}

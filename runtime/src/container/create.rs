@@ -59,6 +59,9 @@ impl Container {
             ));
         }
         let namespaces = Namespaces::from_spec(&spec)?;
+        if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+            crate::security::check_sysctls(sysctl, |kind| namespaces.separate(kind))?;
+        }
         let seccomp = spec
             .linux()
             .as_ref()

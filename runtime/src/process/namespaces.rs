@@ -77,6 +77,21 @@ impl Namespaces {
         flags.bits()
     }
 
+    /// Whether the container has a namespace of this kind apart from the runtime's (in
+    /// practice the host's): a new one, or a joined one that is not the runtime's own.
+    pub fn separate(&self, typ: LinuxNamespaceType) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        if self.has_new(typ) {
+            return true;
+        }
+        let Some((_, path)) = self.join.iter().find(|(t, _)| *t == typ) else {
+            return false;
+        };
+        let id = |p: &std::path::Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+        let own = PathBuf::from("/proc/self/ns").join(proc_name(typ));
+        matches!((id(path), id(&own)), (Some(a), Some(b)) if a != b)
+    }
+
     pub fn has_new(&self, typ: LinuxNamespaceType) -> bool {
         self.new.contains(flag(typ))
     }
@@ -142,6 +157,20 @@ impl Namespaces {
 
 pub fn flag(typ: LinuxNamespaceType) -> CloneFlags {
     CloneFlags::from_bits_retain(typ as libc::c_int)
+}
+
+/// The namespace's name under /proc/PID/ns.
+pub fn proc_name(typ: LinuxNamespaceType) -> &'static str {
+    match typ {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
 }
 
 pub fn id_map_text(maps: &[LinuxIdMapping]) -> String {

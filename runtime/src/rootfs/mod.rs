@@ -145,11 +145,22 @@ pub fn create_cwd(cwd: &Path) -> StepResult<()> {
     Ok(())
 }
 
-/// What the spec asks for once the container sees only its rootfs: masked and read-only
-/// paths, a read-only root, sysctls.
+/// What the spec asks for once the container sees only its rootfs: sysctls, read-only
+/// and masked paths, a read-only root.
 pub fn finish(spec: &Spec) -> StepResult<()> {
     let root: OwnedFd = File::open("/").step("open /")?.into();
     if let Some(linux) = spec.linux() {
+        // Sysctls first: /proc/sys is among the read-only paths of most specs (runc's,
+        // podman's, Docker's), as runc orders it.
+        if let Some(sysctl) = linux.sysctl() {
+            let mut keys: Vec<_> = sysctl.keys().collect();
+            keys.sort();
+            for key in keys {
+                let file = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+                std::fs::write(&file, &sysctl[key])
+                    .map_err(|e| format!("linux.sysctl[{key}]: write {}: {e}", file.display()))?;
+            }
+        }
         for (i, p) in linux.readonly_paths().iter().flatten().enumerate() {
             match mounts::make_readonly(root.as_fd(), Path::new(p)) {
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
@@ -159,15 +170,6 @@ pub fn finish(spec: &Spec) -> StepResult<()> {
         for (i, p) in linux.masked_paths().iter().flatten().enumerate() {
             mounts::mask(root.as_fd(), Path::new(p))
                 .map_err(|e| format!("linux.maskedPaths[{i}] {p}: {e}"))?;
-        }
-        if let Some(sysctl) = linux.sysctl() {
-            let mut keys: Vec<_> = sysctl.keys().collect();
-            keys.sort();
-            for key in keys {
-                let file = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-                std::fs::write(&file, &sysctl[key])
-                    .map_err(|e| format!("linux.sysctl[{key}]: write {}: {e}", file.display()))?;
-            }
         }
     }
     if spec

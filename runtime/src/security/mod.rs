@@ -4,6 +4,7 @@
 mod capabilities;
 mod rlimits;
 mod seccomp;
+mod sysctl;
 mod user;
 
 use std::fmt;
@@ -15,6 +16,7 @@ pub use rlimits::{set_oom_score_adj, set_rlimits};
 pub use seccomp::{
     SeccompFilter, build_seccomp, seccomp_actions, seccomp_archs, seccomp_flags, seccomp_operators,
 };
+pub use sysctl::{check_sysctls, sysctl_namespace};
 pub use user::{set_umask, switch_user};
 
 /// Why a security setting could not be applied. Every message starts with
