@@ -704,6 +704,69 @@ fn a_working_directory_the_image_lacks_is_made_as_docker_makes_it() {
     );
 }
 
+#[test]
+fn system_controls_set_the_tasks_namespaced_parameters_and_leave_the_hosts() {
+    let host = |key: &str| {
+        std::fs::read_to_string(format!("/proc/sys/{}", key.replace('.', "/")))
+            .unwrap_or_else(|e| panic!("read {key}: {e}"))
+            .trim()
+            .to_string()
+    };
+    let (somaxconn, msgmax) = (host("net.core.somaxconn"), host("kernel.msgmax"));
+    let pick = |now: &str, a: &'static str, b: &'static str| if now == a { b } else { a };
+    let want_somaxconn = pick(&somaxconn, "1234", "1235");
+    let want_msgmax = pick(&msgmax, "12345", "12346");
+
+    let agent = Agent::stopped();
+    let mut c = sh(
+        "main",
+        "cat /proc/sys/net/core/somaxconn /proc/sys/kernel/msgmax",
+    );
+    c["systemControls"] = json!([
+        {"namespace": "net.core.somaxconn", "value": want_somaxconn},
+        {"namespace": "kernel.msgmax", "value": want_msgmax},
+    ]);
+    let definition = json!({
+        "family": "run-sysctl",
+        "networkMode": "none",
+        "containerDefinitions": [c],
+    });
+    let file = agent.file("sysctl.json", &definition.to_string());
+    let run_dir = agent.run_dir();
+
+    let out = agent.berth([
+        "run".as_ref(),
+        file.as_os_str(),
+        "--run-dir".as_ref(),
+        run_dir.as_os_str(),
+    ]);
+
+    assert_eq!(out.code, 0, "{out:#?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines, [want_somaxconn, want_msgmax], "{out:#?}");
+    assert_eq!(
+        host("net.core.somaxconn"),
+        somaxconn,
+        "the host's value changed"
+    );
+    assert_eq!(host("kernel.msgmax"), msgmax, "the host's value changed");
+
+    // On the host's network the same parameter is refused before anything starts.
+    let mut c = sh("main", "true");
+    c["systemControls"] = json!([{"namespace": "net.core.somaxconn", "value": "1"}]);
+    let file = agent.file(
+        "sysctl-host.json",
+        &host_task("sysctl-host", vec![c]).to_string(),
+    );
+    let out = agent.berth([
+        "run".as_ref(),
+        file.as_os_str(),
+        "--run-dir".as_ref(),
+        run_dir.as_os_str(),
+    ]);
+    out.assert_error_naming("containerDefinitions[0].systemControls[0].namespace");
+}
+
 // ---- the agent's restart ----
 
 #[test]

@@ -101,7 +101,12 @@ pub(super) fn container_plan(
     linux.set_devices(None);
     linux.set_uid_mappings(None);
     linux.set_gid_mappings(None);
-    linux.set_sysctl(None);
+    linux.set_sysctl((!c.system_controls.is_empty()).then(|| {
+        c.system_controls
+            .iter()
+            .filter_map(|sc| Some((sc.namespace.clone()?, sc.value.clone()?)))
+            .collect()
+    }));
     linux.set_seccomp((!privileged).then(|| default_seccomp(&caps)));
     linux.set_masked_paths(Some(if privileged {
         Vec::new()

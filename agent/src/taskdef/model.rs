@@ -341,9 +341,9 @@ pub struct ContainerDefinition {
     /// Not supported; `validate` warns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository_credentials: Option<Value>,
-    /// Not supported; `validate` warns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub system_controls: Option<Value>,
+    /// Namespaced kernel parameters (sysctls) of the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub system_controls: Vec<SystemControl>,
     /// Not supported; `validate` warns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_requirements: Option<Value>,
@@ -489,6 +489,16 @@ pub struct Ulimit {
     pub soft_limit: i64,
     /// Hard limit.
     pub hard_limit: i64,
+}
+
+/// `systemControls[]`: `namespace` is the kernel parameter's name (net.core.somaxconn).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemControl {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// `linuxParameters`.

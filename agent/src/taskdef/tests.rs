@@ -912,3 +912,41 @@ fn overrides_name_unknown_containers_and_new_problems() {
          containerDefinitions[0].memory: 100 MiB must be greater than memoryReservation (256 MiB)"
     );
 }
+
+#[test]
+fn system_controls() {
+    let ok = errors_with(|d| {
+        d["networkMode"] = json!("awsvpc");
+        container(d, 0)["systemControls"] = json!([
+            {"namespace": "net.core.somaxconn", "value": "1024"},
+            {"namespace": "kernel.shmmax", "value": "68719476736"},
+            {"namespace": "fs.mqueue.msg_max", "value": "20"},
+        ]);
+    });
+    assert!(ok.is_empty(), "{ok:?}");
+
+    let errors = errors_with(|d| {
+        d["networkMode"] = json!("host");
+        d["ipcMode"] = json!("host");
+        container(d, 0)["systemControls"] = json!([
+            {"namespace": "net.ipv4.tcp_keepalive_time", "value": "600"},
+            {"namespace": "kernel.msgmax", "value": "65536"},
+            {"namespace": "vm.swappiness", "value": "10"},
+            {"namespace": "net.core.somaxconn"},
+            {"value": "1"},
+            {"namespace": "vm.swappiness", "value": "11"},
+        ]);
+    });
+    assert_eq!(
+        errors,
+        [
+            "containerDefinitions[0].systemControls[0].namespace: \"net.ipv4.tcp_keepalive_time\": a network parameter is not supported with networkMode host",
+            "containerDefinitions[0].systemControls[1].namespace: \"kernel.msgmax\": an IPC parameter is not supported with ipcMode host",
+            "containerDefinitions[0].systemControls[2].namespace: \"vm.swappiness\": not namespaced: setting it would change the host's kernel",
+            "containerDefinitions[0].systemControls[3].value: missing",
+            "containerDefinitions[0].systemControls[3].namespace: \"net.core.somaxconn\": a network parameter is not supported with networkMode host",
+            "containerDefinitions[0].systemControls[4].namespace: missing",
+            "containerDefinitions[0].systemControls[5].namespace: \"vm.swappiness\" is set twice",
+        ]
+    );
+}

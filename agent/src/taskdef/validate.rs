@@ -305,6 +305,7 @@ fn container(def: &TaskDefinition, i: usize, c: &ContainerDefinition, found: &mu
     }
 
     ulimits(&p, c, found);
+    system_controls(def, &p, c, found);
     if let Some(lp) = &c.linux_parameters {
         linux_parameters(&format!("{p}.linuxParameters"), c, lp, found);
     }
@@ -329,7 +330,6 @@ fn container(def: &TaskDefinition, i: usize, c: &ContainerDefinition, found: &mu
         (given(&c.secrets), "secrets"),
         (given(&c.links), "links"),
         (given(&c.repository_credentials), "repositoryCredentials"),
-        (given(&c.system_controls), "systemControls"),
         (given(&c.resource_requirements), "resourceRequirements"),
         (given(&c.firelens_configuration), "firelensConfiguration"),
         (given(&c.docker_security_options), "dockerSecurityOptions"),
@@ -724,6 +724,51 @@ fn ulimits(p: &str, c: &ContainerDefinition, found: &mut Findings) {
                     u.soft_limit, u.hard_limit
                 ),
             );
+        }
+    }
+}
+
+/// Each parameter must live in a namespace the task does not share with the host: net.*
+/// (and kernel.domainname) need a network mode other than host, IPC parameters an ipcMode
+/// other than host. The runtime refuses the rest; this names the task definition's field.
+fn system_controls(def: &TaskDefinition, p: &str, c: &ContainerDefinition, found: &mut Findings) {
+    use oci_spec::runtime::LinuxNamespaceType;
+    let host_network = def.network_mode() == NetworkMode::Host;
+    let host_ipc = def.ipc_mode == Some(IpcMode::Host);
+    let mut seen = BTreeSet::new();
+    for (j, sc) in c.system_controls.iter().enumerate() {
+        let sp = format!("{p}.systemControls[{j}]");
+        if sc.value.is_none() {
+            found.error(format!("{sp}.value"), "missing");
+        }
+        let Some(key) = sc.namespace.as_deref() else {
+            found.error(format!("{sp}.namespace"), "missing");
+            continue;
+        };
+        if !seen.insert(key) {
+            found.error(format!("{sp}.namespace"), format!("{key:?} is set twice"));
+            continue;
+        }
+        let one = std::collections::HashMap::from([(key.to_string(), String::new())]);
+        let separate = |kind| match kind {
+            LinuxNamespaceType::Network | LinuxNamespaceType::Uts => !host_network,
+            LinuxNamespaceType::Ipc => !host_ipc,
+            _ => false,
+        };
+        if let Err(e) = berth_runtime::security::check_sysctls(&one, separate) {
+            let why = match berth_runtime::security::sysctl_namespace(key) {
+                Some(LinuxNamespaceType::Ipc) if host_ipc => {
+                    "an IPC parameter is not supported with ipcMode host".to_string()
+                }
+                Some(_) if host_network => {
+                    "a network parameter is not supported with networkMode host".to_string()
+                }
+                _ => match e {
+                    berth_runtime::security::SecurityError::Config { reason, .. } => reason,
+                    other => other.to_string(),
+                },
+            };
+            found.error(format!("{sp}.namespace"), format!("{key:?}: {why}"));
         }
     }
 }
