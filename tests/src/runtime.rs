@@ -20,7 +20,7 @@ pub struct Output {
 }
 
 impl Output {
-    pub(crate) fn from_std(output: std::process::Output) -> Self {
+    pub fn from_std(output: std::process::Output) -> Self {
         Output {
             code: exit_code(output.status),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
