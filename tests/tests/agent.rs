@@ -628,19 +628,22 @@ fn describe_tasks_shows_each_containers_exit_code() {
     assert_eq!(container(&task, "main")["lastStatus"], "STOPPED");
 }
 
+/// `berth run` of `definition`, written to the file `name`, with the agent's run dir.
+fn berth_run(agent: &Agent, name: &str, definition: &Value) -> berth_tests::runtime::Output {
+    let file = agent.file(name, &definition.to_string());
+    let run_dir = agent.run_dir();
+    agent.berth([
+        "run".as_ref(),
+        file.as_os_str(),
+        "--run-dir".as_ref(),
+        run_dir.as_os_str(),
+    ])
+}
+
 #[test]
 fn berth_run_exits_with_the_essential_containers_code() {
     let agent = Agent::stopped();
-    let run = |name: &str, definition: Value| {
-        let file = agent.file(name, &definition.to_string());
-        let run_dir = agent.run_dir();
-        agent.berth([
-            "run".as_ref(),
-            file.as_os_str(),
-            "--run-dir".as_ref(),
-            run_dir.as_os_str(),
-        ])
-    };
+    let run = |name: &str, definition: Value| berth_run(&agent, name, &definition);
 
     let ok = run(
         "ok.json",
@@ -683,15 +686,7 @@ fn a_working_directory_the_image_lacks_is_made_as_docker_makes_it() {
     c["workingDirectory"] = json!("/srv/app/data");
     c["user"] = json!("1000:1000");
     c["readonlyRootFilesystem"] = json!(true);
-    let file = agent.file("cwd.json", &host_task("run-cwd", vec![c]).to_string());
-    let run_dir = agent.run_dir();
-
-    let out = agent.berth([
-        "run".as_ref(),
-        file.as_os_str(),
-        "--run-dir".as_ref(),
-        run_dir.as_os_str(),
-    ]);
+    let out = berth_run(&agent, "cwd.json", &host_task("run-cwd", vec![c]));
 
     assert_eq!(out.code, 0, "{out:#?}");
     let mut lines = out.stdout.lines();
@@ -731,15 +726,7 @@ fn system_controls_set_the_tasks_namespaced_parameters_and_leave_the_hosts() {
         "networkMode": "none",
         "containerDefinitions": [c],
     });
-    let file = agent.file("sysctl.json", &definition.to_string());
-    let run_dir = agent.run_dir();
-
-    let out = agent.berth([
-        "run".as_ref(),
-        file.as_os_str(),
-        "--run-dir".as_ref(),
-        run_dir.as_os_str(),
-    ]);
+    let out = berth_run(&agent, "sysctl.json", &definition);
 
     assert_eq!(out.code, 0, "{out:#?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -754,16 +741,11 @@ fn system_controls_set_the_tasks_namespaced_parameters_and_leave_the_hosts() {
     // On the host's network the same parameter is refused before anything starts.
     let mut c = sh("main", "true");
     c["systemControls"] = json!([{"namespace": "net.core.somaxconn", "value": "1"}]);
-    let file = agent.file(
+    let out = berth_run(
+        &agent,
         "sysctl-host.json",
-        &host_task("sysctl-host", vec![c]).to_string(),
+        &host_task("sysctl-host", vec![c]),
     );
-    let out = agent.berth([
-        "run".as_ref(),
-        file.as_os_str(),
-        "--run-dir".as_ref(),
-        run_dir.as_os_str(),
-    ]);
     out.assert_error_naming("containerDefinitions[0].systemControls[0].namespace");
 }
 

@@ -53,6 +53,27 @@ fn order(log_dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Each hook kind with the state it read on stdin, once every kind has run exactly once.
+#[track_caller]
+fn states(log_dir: &Path) -> Vec<(&'static str, Value)> {
+    let mut ran = order(log_dir);
+    ran.sort_unstable();
+    let mut expected = LIFECYCLE.map(str::to_string).to_vec();
+    expected.sort_unstable();
+    assert_eq!(ran, expected, "every hook should run once");
+    LIFECYCLE
+        .iter()
+        .map(|&kind| {
+            let path = log_dir.join(format!("{kind}.json"));
+            let text = fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+            let state = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{kind} got no state JSON ({e}): {text:.200}"));
+            (kind, state)
+        })
+        .collect()
+}
+
 #[test]
 fn every_hook_gets_the_container_state_on_stdin() {
     let (bundle, log_dir) = bundle_with_hooks("hooks-state");
@@ -63,17 +84,7 @@ fn every_hook_gets_the_container_state_on_stdin() {
     runtime.wait_status(&id, "stopped", WAIT);
     runtime.delete(&id).ok("delete");
 
-    let mut ran = order(&log_dir);
-    ran.sort_unstable();
-    let mut expected = LIFECYCLE.map(str::to_string).to_vec();
-    expected.sort_unstable();
-    assert_eq!(ran, expected, "every hook should run once");
-    for kind in LIFECYCLE {
-        let path = log_dir.join(format!("{kind}.json"));
-        let text =
-            fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        let state: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{kind} got no state JSON ({e}): {text:?}"));
+    for (kind, state) in states(&log_dir) {
         assert_eq!(state["id"], id.as_str(), "{kind}: {state}");
         assert_eq!(
             state["bundle"],
@@ -123,17 +134,7 @@ fn large_annotations_reach_every_hook() {
     runtime.wait_status(&id, "stopped", WAIT);
     runtime.delete(&id).ok("delete");
 
-    let mut ran = order(&log_dir);
-    ran.sort_unstable();
-    let mut expected = LIFECYCLE.map(str::to_string).to_vec();
-    expected.sort_unstable();
-    assert_eq!(ran, expected, "every hook should run once");
-    for kind in LIFECYCLE {
-        let path = log_dir.join(format!("{kind}.json"));
-        let text =
-            fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        let state: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{kind} got no state JSON ({e})"));
+    for (kind, state) in states(&log_dir) {
         assert_eq!(
             state["annotations"]["org.example.big"]
                 .as_str()
