@@ -749,6 +749,43 @@ fn system_controls_set_the_tasks_namespaced_parameters_and_leave_the_hosts() {
     out.assert_error_naming("containerDefinitions[0].systemControls[0].namespace");
 }
 
+#[test]
+fn a_container_with_networking_disabled_has_only_loopback() {
+    let host_net = std::fs::read_link("/proc/self/ns/net").expect("the host's netns");
+    let agent = Agent::stopped();
+    let report =
+        "echo $(readlink /proc/self/ns/net) $(sed -n 's/^ *\\([^:]*\\):.*/\\1/p' /proc/net/dev)";
+    let mut off = sh("off", report);
+    off["essential"] = json!(false);
+    off["disableNetworking"] = json!(true);
+    let mut on = sh("on", report);
+    on["dependsOn"] = json!([{"containerName": "off", "condition": "COMPLETE"}]);
+
+    let out = berth_run(
+        &agent,
+        "no-net.json",
+        &host_task("run-no-net", vec![off, on]),
+    );
+
+    assert_eq!(out.code, 0, "{out:#?}");
+    let line = |name: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} | ")))
+            .unwrap_or_else(|| panic!("no output from {name}: {out:#?}"))
+            .to_string()
+    };
+    let host_net = host_net.display().to_string();
+    let off = line("off");
+    let (off_net, off_links) = off.split_once(' ').unwrap_or((&off, ""));
+    assert_ne!(off_net, host_net, "{out:#?}");
+    assert_eq!(off_links, "lo", "only loopback: {out:#?}");
+    assert!(
+        line("on").starts_with(&format!("{host_net} ")),
+        "the other container stays on the host's network: {out:#?}"
+    );
+}
+
 // ---- the agent's restart ----
 
 #[test]

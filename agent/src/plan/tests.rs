@@ -936,3 +936,33 @@ fn a_none_health_check_plans_no_check() {
     });
     assert_eq!(container(&p, "app").health_check, None);
 }
+
+#[test]
+fn a_container_with_networking_disabled_gets_a_network_namespace_of_its_own() {
+    let networks = |p: &TaskPlan, name: &str| -> Vec<Option<PathBuf>> {
+        spec(p, name)
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .iter()
+            .flatten()
+            .filter(|ns| ns.typ() == LinuxNamespaceType::Network)
+            .map(|ns| ns.path().clone())
+            .collect()
+    };
+    let mut def = web_def();
+    def["containerDefinitions"][1]["disableNetworking"] = json!(true);
+    let p = plan(&def);
+    assert_eq!(networks(&p, "log-shipper"), [None]);
+    assert_eq!(
+        networks(&p, "init"),
+        [Some(PathBuf::from("/proc/{sandbox}/ns/net"))]
+    );
+
+    // On the host's network too: the host's namespace is left out, a new one put in.
+    def["networkMode"] = json!("host");
+    let p = plan(&def);
+    assert_eq!(networks(&p, "log-shipper"), [None]);
+    assert!(networks(&p, "init").is_empty());
+}

@@ -353,9 +353,9 @@ pub struct ContainerDefinition {
     /// Not supported; `validate` warns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_security_options: Option<Value>,
-    /// Not supported; `validate` warns.
+    /// The container gets a network namespace of its own with only loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disable_networking: Option<Value>,
+    pub disable_networking: Option<bool>,
     /// Not supported; `validate` warns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interactive: Option<Value>,

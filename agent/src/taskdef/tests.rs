@@ -950,3 +950,25 @@ fn system_controls() {
         ]
     );
 }
+
+#[test]
+fn disable_networking() {
+    let ok = errors_with(|d| {
+        d["networkMode"] = json!("bridge");
+        container(d, 0)["disableNetworking"] = json!(true);
+    });
+    assert!(ok.is_empty(), "{ok:?}");
+    let errors = errors_with(|d| {
+        d["networkMode"] = json!("awsvpc");
+        let c = container(d, 0);
+        c["disableNetworking"] = json!(true);
+        c["portMappings"] = json!([{"containerPort": 80}]);
+    });
+    assert_eq!(
+        errors,
+        [
+            "containerDefinitions[0].disableNetworking: not supported with networkMode awsvpc",
+            "containerDefinitions[0].disableNetworking: a container without networking cannot have portMappings",
+        ]
+    );
+}

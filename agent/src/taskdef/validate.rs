@@ -306,6 +306,20 @@ fn container(def: &TaskDefinition, i: usize, c: &ContainerDefinition, found: &mu
 
     ulimits(&p, c, found);
     system_controls(def, &p, c, found);
+    if c.disable_networking == Some(true) {
+        if def.network_mode() == NetworkMode::Awsvpc {
+            found.error(
+                format!("{p}.disableNetworking"),
+                "not supported with networkMode awsvpc",
+            );
+        }
+        if !c.port_mappings.is_empty() {
+            found.error(
+                format!("{p}.disableNetworking"),
+                "a container without networking cannot have portMappings",
+            );
+        }
+    }
     if let Some(lp) = &c.linux_parameters {
         linux_parameters(&format!("{p}.linuxParameters"), c, lp, found);
     }
@@ -333,7 +347,6 @@ fn container(def: &TaskDefinition, i: usize, c: &ContainerDefinition, found: &mu
         (given(&c.resource_requirements), "resourceRequirements"),
         (given(&c.firelens_configuration), "firelensConfiguration"),
         (given(&c.docker_security_options), "dockerSecurityOptions"),
-        (given(&c.disable_networking), "disableNetworking"),
         (given(&c.interactive), "interactive"),
         (given(&c.pseudo_terminal), "pseudoTerminal"),
         (given(&c.restart_policy), "restartPolicy"),
