@@ -202,6 +202,20 @@ fn caps(spec: &Spec) -> oci_spec::runtime::Capabilities {
         .unwrap()
 }
 
+/// The paths of the container's network namespaces: None for a new one.
+fn networks(plan: &TaskPlan, name: &str) -> Vec<Option<PathBuf>> {
+    spec(plan, name)
+        .linux()
+        .as_ref()
+        .unwrap()
+        .namespaces()
+        .iter()
+        .flatten()
+        .filter(|ns| ns.typ() == LinuxNamespaceType::Network)
+        .map(|ns| ns.path().clone())
+        .collect()
+}
+
 #[test]
 fn task_cgroup_and_limits() {
     let p = plan(&web_def());
@@ -282,20 +296,15 @@ fn none_mode_joins_the_sandbox_until_its_pid_is_known() {
         })
     );
     assert!(p.containers.iter().all(|c| c.shares_task_namespaces));
-    let net = |p: &TaskPlan| {
-        spec(p, "web")
-            .linux()
-            .as_ref()
-            .unwrap()
-            .namespaces()
-            .iter()
-            .flatten()
-            .find(|ns| ns.typ() == LinuxNamespaceType::Network)
-            .and_then(|ns| ns.path().clone())
-    };
-    assert_eq!(net(&p), Some(PathBuf::from("/proc/{sandbox}/ns/net")));
+    assert_eq!(
+        networks(&p, "web"),
+        [Some(PathBuf::from("/proc/{sandbox}/ns/net"))]
+    );
     p.join_sandbox(4242);
-    assert_eq!(net(&p), Some(PathBuf::from("/proc/4242/ns/net")));
+    assert_eq!(
+        networks(&p, "web"),
+        [Some(PathBuf::from("/proc/4242/ns/net"))]
+    );
     // Own namespaces stay own.
     let own = spec(&p, "web")
         .linux()
@@ -939,18 +948,6 @@ fn a_none_health_check_plans_no_check() {
 
 #[test]
 fn a_container_with_networking_disabled_gets_a_network_namespace_of_its_own() {
-    let networks = |p: &TaskPlan, name: &str| -> Vec<Option<PathBuf>> {
-        spec(p, name)
-            .linux()
-            .as_ref()
-            .unwrap()
-            .namespaces()
-            .iter()
-            .flatten()
-            .filter(|ns| ns.typ() == LinuxNamespaceType::Network)
-            .map(|ns| ns.path().clone())
-            .collect()
-    };
     let mut def = web_def();
     def["containerDefinitions"][1]["disableNetworking"] = json!(true);
     let p = plan(&def);
