@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use oci_spec::runtime::{
-    Linux, LinuxNamespace, LinuxNamespaceType, PosixRlimit, PosixRlimitBuilder, Process, Root,
-    Spec, User, get_default_maskedpaths, get_default_readonly_paths,
+    Linux, PosixRlimit, PosixRlimitBuilder, Process, Root, Spec, User, get_default_maskedpaths,
+    get_default_readonly_paths,
 };
 
 use super::{
@@ -89,14 +89,7 @@ pub(super) fn container_plan(
     process.set_selinux_label(None);
 
     let privileged = c.is_privileged();
-    let mut namespaces = namespaces::container_namespaces(def);
-    if c.disable_networking == Some(true) {
-        // A network namespace of its own, with only loopback: Docker's NetworkDisabled.
-        namespaces.retain(|ns| ns.typ() != LinuxNamespaceType::Network);
-        let mut own = LinuxNamespace::default();
-        own.set_typ(LinuxNamespaceType::Network);
-        namespaces.push(own);
-    }
+    let namespaces = namespaces::for_container(def, c);
     let shares_task_namespaces = namespaces.iter().any(|ns| ns.path().is_some());
     let mut linux = Linux::default();
     linux.set_resources(Some(resources::container_resources(

@@ -19,7 +19,7 @@ mod capabilities;
 mod container;
 mod devices;
 mod mounts;
-mod namespaces;
+pub(crate) mod namespaces;
 mod process;
 mod resources;
 mod seccomp;

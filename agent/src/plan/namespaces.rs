@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 
-use crate::taskdef::{IpcMode, NetworkMode, PidMode, TaskDefinition};
+use crate::taskdef::{ContainerDefinition, IpcMode, NetworkMode, PidMode, TaskDefinition};
 
 /// Stands for the sandbox's pid in namespace paths until the supervisor knows it.
 pub const SANDBOX_PID: &str = "{sandbox}";
@@ -44,17 +44,8 @@ pub fn task_sandbox(def: &TaskDefinition) -> Option<Sandbox> {
 
 /// The path a container joins for a namespace of the sandbox.
 pub fn sandbox_namespace_path(typ: LinuxNamespaceType) -> PathBuf {
-    let name = match typ {
-        LinuxNamespaceType::Network => "net",
-        LinuxNamespaceType::Mount => "mnt",
-        LinuxNamespaceType::Ipc => "ipc",
-        LinuxNamespaceType::Pid => "pid",
-        LinuxNamespaceType::Uts => "uts",
-        LinuxNamespaceType::User => "user",
-        LinuxNamespaceType::Cgroup => "cgroup",
-        LinuxNamespaceType::Time => "time",
-    };
-    PathBuf::from(format!("/proc/{SANDBOX_PID}/ns/{name}"))
+    // oci-spec shows each kind by its name under /proc/PID/ns.
+    PathBuf::from(format!("/proc/{SANDBOX_PID}/ns/{typ}"))
 }
 
 /// A container's namespaces. Host modes leave a namespace out (the host's is used);
@@ -87,6 +78,20 @@ pub fn container_namespaces(def: &TaskDefinition) -> Vec<LinuxNamespace> {
     add(LinuxNamespaceType::Mount, true);
     add(LinuxNamespaceType::Cgroup, true);
     out
+}
+
+/// One container's namespaces: the task's (`container_namespaces`), except that a
+/// container with `disableNetworking` gets a network namespace of its own, with only
+/// loopback, as Docker's NetworkDisabled gives.
+pub fn for_container(def: &TaskDefinition, c: &ContainerDefinition) -> Vec<LinuxNamespace> {
+    let mut namespaces = container_namespaces(def);
+    if c.disable_networking == Some(true) {
+        namespaces.retain(|ns| ns.typ() != LinuxNamespaceType::Network);
+        let mut own = LinuxNamespace::default();
+        own.set_typ(LinuxNamespaceType::Network);
+        namespaces.push(own);
+    }
+    namespaces
 }
 
 #[cfg(test)]

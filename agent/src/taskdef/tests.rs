@@ -924,6 +924,14 @@ fn system_controls() {
         ]);
     });
     assert!(ok.is_empty(), "{ok:?}");
+    // With networking disabled, a container on the host's network has a namespace of its own.
+    let ok = errors_with(|d| {
+        d["networkMode"] = json!("host");
+        let c = container(d, 0);
+        c["disableNetworking"] = json!(true);
+        c["systemControls"] = json!([{"namespace": "net.core.somaxconn", "value": "1024"}]);
+    });
+    assert!(ok.is_empty(), "{ok:?}");
 
     let errors = errors_with(|d| {
         d["networkMode"] = json!("host");

@@ -741,13 +741,18 @@ fn ulimits(p: &str, c: &ContainerDefinition, found: &mut Findings) {
     }
 }
 
-/// Each parameter must live in a namespace the task does not share with the host: net.*
-/// (and kernel.domainname) need a network mode other than host, IPC parameters an ipcMode
-/// other than host. The runtime refuses the rest; this names the task definition's field.
+/// Each parameter must live in a namespace the container does not share with the host
+/// (the plan's namespaces decide): net.* (and kernel.domainname) fail with networkMode host,
+/// IPC parameters with ipcMode host. The runtime refuses the rest; this names the task
+/// definition's field.
 fn system_controls(def: &TaskDefinition, p: &str, c: &ContainerDefinition, found: &mut Findings) {
     use oci_spec::runtime::LinuxNamespaceType;
     let host_network = def.network_mode() == NetworkMode::Host;
     let host_ipc = def.ipc_mode == Some(IpcMode::Host);
+    let own: Vec<LinuxNamespaceType> = crate::plan::namespaces::for_container(def, c)
+        .iter()
+        .map(|ns| ns.typ())
+        .collect();
     let mut seen = BTreeSet::new();
     for (j, sc) in c.system_controls.iter().enumerate() {
         let sp = format!("{p}.systemControls[{j}]");
@@ -763,12 +768,7 @@ fn system_controls(def: &TaskDefinition, p: &str, c: &ContainerDefinition, found
             continue;
         }
         let one = std::collections::HashMap::from([(key.to_string(), String::new())]);
-        let separate = |kind| match kind {
-            LinuxNamespaceType::Network | LinuxNamespaceType::Uts => !host_network,
-            LinuxNamespaceType::Ipc => !host_ipc,
-            _ => false,
-        };
-        if let Err(e) = berth_runtime::security::check_sysctls(&one, separate) {
+        if let Err(e) = berth_runtime::security::check_sysctls(&one, |kind| own.contains(&kind)) {
             let why = match berth_runtime::security::sysctl_namespace(key) {
                 Some(LinuxNamespaceType::Ipc) if host_ipc => {
                     "an IPC parameter is not supported with ipcMode host".to_string()

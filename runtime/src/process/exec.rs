@@ -3,13 +3,14 @@
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{LinuxNamespaceType, Process};
 
 use super::clone::{Forked, clone};
 use super::init::{command_line, exec_process};
+use super::namespaces::{flag, same_namespace};
 use super::step::{Step, StepResult};
 use super::sync::{Channel, Msg};
 use crate::cgroups::Cgroup;
@@ -27,30 +28,28 @@ pub struct ExecConfig {
 
 /// Namespaces in the order they are joined: user first (it grants the rights for the
 /// rest), mount last (it changes the root under our feet).
-const ORDER: [(&str, CloneFlags); 8] = [
-    ("user", CloneFlags::CLONE_NEWUSER),
-    ("ipc", CloneFlags::CLONE_NEWIPC),
-    ("uts", CloneFlags::CLONE_NEWUTS),
-    ("net", CloneFlags::CLONE_NEWNET),
-    ("pid", CloneFlags::CLONE_NEWPID),
-    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
-    ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
-    ("mnt", CloneFlags::CLONE_NEWNS),
+const ORDER: [LinuxNamespaceType; 8] = [
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Time,
+    LinuxNamespaceType::Mount,
 ];
 
 /// Starts the process and returns its host pid once it has exec'd. The caller becomes a
 /// child subreaper, so it can wait for the process although an intermediate forked it.
 pub fn spawn_exec(cfg: &ExecConfig) -> Result<i32> {
     let mut joins = Vec::new();
-    for (name, flag) in ORDER {
-        let theirs = format!("/proc/{}/ns/{name}", cfg.init_pid);
-        let ours = format!("/proc/self/ns/{name}");
-        let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else {
-            continue;
-        };
-        if a.ino() != b.ino() || a.dev() != b.dev() {
+    for typ in ORDER {
+        // oci-spec shows each kind by its name under /proc/PID/ns.
+        let theirs = PathBuf::from(format!("/proc/{}/ns/{typ}", cfg.init_pid));
+        let ours = PathBuf::from(format!("/proc/self/ns/{typ}"));
+        if same_namespace(&theirs, &ours) == Some(false) {
             let f = File::open(&theirs).map_err(|e| Error::io("open namespace", &theirs, e))?;
-            joins.push((f, flag, name));
+            joins.push((f, flag(typ), typ));
         }
     }
     // SAFETY: prctl with integer arguments.
@@ -127,7 +126,7 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<i32> {
 fn join_and_exec(
     cfg: &ExecConfig,
     chan: &Channel,
-    joins: &[(File, CloneFlags, &str)],
+    joins: &[(File, CloneFlags, LinuxNamespaceType)],
 ) -> StepResult<std::convert::Infallible> {
     match chan.recv().step("wait for the runtime")? {
         Some(Msg::Go { .. }) => {}

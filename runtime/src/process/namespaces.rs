@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
@@ -80,16 +80,15 @@ impl Namespaces {
     /// Whether the container has a namespace of this kind apart from the runtime's (in
     /// practice the host's): a new one, or a joined one that is not the runtime's own.
     pub fn separate(&self, typ: LinuxNamespaceType) -> bool {
-        use std::os::unix::fs::MetadataExt;
         if self.has_new(typ) {
             return true;
         }
         let Some((_, path)) = self.join.iter().find(|(t, _)| *t == typ) else {
             return false;
         };
-        let id = |p: &std::path::Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
-        let own = PathBuf::from("/proc/self/ns").join(proc_name(typ));
-        matches!((id(path), id(&own)), (Some(a), Some(b)) if a != b)
+        // oci-spec shows each kind by its name under /proc/PID/ns.
+        let own = PathBuf::from(format!("/proc/self/ns/{typ}"));
+        same_namespace(path, &own) == Some(false)
     }
 
     pub fn has_new(&self, typ: LinuxNamespaceType) -> bool {
@@ -159,18 +158,12 @@ pub fn flag(typ: LinuxNamespaceType) -> CloneFlags {
     CloneFlags::from_bits_retain(typ as libc::c_int)
 }
 
-/// The namespace's name under /proc/PID/ns.
-pub fn proc_name(typ: LinuxNamespaceType) -> &'static str {
-    match typ {
-        LinuxNamespaceType::Mount => "mnt",
-        LinuxNamespaceType::Cgroup => "cgroup",
-        LinuxNamespaceType::Uts => "uts",
-        LinuxNamespaceType::Ipc => "ipc",
-        LinuxNamespaceType::User => "user",
-        LinuxNamespaceType::Pid => "pid",
-        LinuxNamespaceType::Network => "net",
-        LinuxNamespaceType::Time => "time",
-    }
+/// Whether two namespace files (`/proc/PID/ns/...` or bind mounts of them) name the same
+/// namespace; None when either cannot be read.
+pub fn same_namespace(a: &Path, b: &Path) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    Some(id(a)? == id(b)?)
 }
 
 pub fn id_map_text(maps: &[LinuxIdMapping]) -> String {
