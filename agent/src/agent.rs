@@ -17,8 +17,9 @@ use crate::net;
 use crate::plan::{self, ContainerInput, FileContent, TaskContext};
 use crate::store::{Store, StoredTaskDefinition, TaskFilter};
 use crate::supervisor::task::{
-    Condition as SupCondition, ContainerSpec, Dependency, HealthCheck as SupHealthCheck, STOP_FILE,
-    StopRequest, TASK_FILE, TaskSpec, TaskStatus, read_status,
+    Condition as SupCondition, ContainerSpec, Dependency, HealthCheck as SupHealthCheck,
+    RestartPolicy as SupRestartPolicy, STOP_FILE, StopRequest, TASK_FILE, TaskSpec, TaskStatus,
+    read_status,
 };
 use crate::taskdef::{self, TaskDefinition, TaskOverride};
 
@@ -542,6 +543,10 @@ impl Agent {
                     retries: h.retries,
                     start_period_secs: h.start_period.as_secs(),
                 }),
+                restart_policy: c.restart.as_ref().map(|r| SupRestartPolicy {
+                    ignored_exit_codes: r.ignored_exit_codes.clone(),
+                    attempt_period_secs: r.attempt_period.as_secs(),
+                }),
                 image: digests.get(&c.name).cloned(),
                 image_store: Some(self.inner.cfg.state_dir.clone()),
                 layers: layers.get(&c.name).cloned().unwrap_or_default(),
@@ -925,6 +930,7 @@ fn apply_status(task: &mut Task, s: &TaskStatus) {
             c.reason = cs.reason.clone();
             c.runtime_id = Some(cs.runtime_id.clone());
             c.health_status = cs.health_status.as_str().into();
+            c.restart_count = (cs.restart_count > 0).then_some(cs.restart_count);
         }
     }
     task.health_status = s.health_status.as_str().into();

@@ -137,6 +137,10 @@ pub struct Container {
     pub network_bindings: Vec<serde_json::Value>,
     pub network_interfaces: Vec<serde_json::Value>,
     pub health_status: String,
+    /// Restarts under the container's restartPolicy, as the task metadata endpoint
+    /// reports them (DescribeTasks has no such field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_count: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -332,12 +332,18 @@ fn print_task_rows(tasks: &[Value]) -> anyhow::Result<()> {
                         Some(h @ ("HEALTHY" | "UNHEALTHY")) => format!(" {h}"),
                         _ => String::new(),
                     };
+                    let restarts = match c["restartCount"].as_u64() {
+                        Some(1) => " (restarted once)".to_string(),
+                        Some(n) => format!(" (restarted {n} times)"),
+                        None => String::new(),
+                    };
                     format!(
-                        "{}:{}{}{}",
+                        "{}:{}{}{}{}",
                         c["name"].as_str().unwrap_or_default(),
                         c["lastStatus"].as_str().unwrap_or_default(),
                         health,
-                        code
+                        code,
+                        restarts
                     )
                 })
                 .collect::<Vec<_>>()

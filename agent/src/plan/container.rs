@@ -11,8 +11,9 @@ use oci_spec::runtime::{
 };
 
 use super::{
-    ContainerInput, ContainerPlan, DEFAULT_LOG, DEFAULT_STOP_TIMEOUT, HealthCheck, LogOptions,
-    TaskContext, capabilities, devices, mounts, namespaces, process, resources,
+    ContainerInput, ContainerPlan, DEFAULT_LOG, DEFAULT_RESTART_ATTEMPT_PERIOD,
+    DEFAULT_STOP_TIMEOUT, HealthCheck, LogOptions, Restart, TaskContext, capabilities, devices,
+    mounts, namespaces, process, resources,
 };
 use super::{ResolvedUser, capability_set, default_device_rules, default_seccomp, resolve_user};
 use crate::taskdef::names::ulimit;
@@ -148,6 +149,7 @@ pub(super) fn container_plan(
         start_timeout: c.start_timeout.map(seconds),
         log: log_options(c),
         health_check: health_check(c),
+        restart: restart(c),
         shares_task_namespaces,
         init: c.init_process_enabled(),
         port_mappings: c.port_mappings.clone(),
@@ -253,6 +255,23 @@ fn log_options(c: &ContainerDefinition) -> LogOptions {
             .and_then(|n| n.parse().ok())
             .unwrap_or(1),
     }
+}
+
+fn restart(c: &ContainerDefinition) -> Option<Restart> {
+    let rp = c
+        .restart_policy
+        .as_ref()
+        .filter(|rp| rp.enabled == Some(true))?;
+    Some(Restart {
+        ignored_exit_codes: rp
+            .ignored_exit_codes
+            .iter()
+            .filter_map(|&code| i32::try_from(code).ok())
+            .collect(),
+        attempt_period: rp
+            .restart_attempt_period
+            .map_or(DEFAULT_RESTART_ATTEMPT_PERIOD, seconds),
+    })
 }
 
 fn health_check(c: &ContainerDefinition) -> Option<HealthCheck> {

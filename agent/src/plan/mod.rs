@@ -132,6 +132,8 @@ pub struct ContainerPlan {
     pub log: LogOptions,
     /// The command the supervisor runs to judge health, and when.
     pub health_check: Option<HealthCheck>,
+    /// When the supervisor restarts the container in place; None never does.
+    pub restart: Option<Restart>,
     /// Whether the spec joins sandbox namespaces.
     pub shares_task_namespaces: bool,
     /// Run the process under a small init (`initProcessEnabled`).
@@ -154,6 +156,19 @@ pub struct LogOptions {
     /// Files kept, the current one included.
     pub max_files: u32,
 }
+
+/// An enabled `restartPolicy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restart {
+    /// Exits with these codes end the container as if it had no policy.
+    pub ignored_exit_codes: Vec<i32>,
+    /// How long the container must have run, since its start or its last restart, for
+    /// an exit to lead to a restart.
+    pub attempt_period: Duration,
+}
+
+/// ECS's `restartAttemptPeriod` when the policy does not give one.
+pub const DEFAULT_RESTART_ATTEMPT_PERIOD: Duration = Duration::from_secs(300);
 
 /// A health check ready to run.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -947,6 +947,38 @@ fn a_none_health_check_plans_no_check() {
 }
 
 #[test]
+fn an_enabled_restart_policy_is_planned_with_ecs_defaults() {
+    let p = plan_with(|d| {
+        d["containerDefinitions"][0]["restartPolicy"] = json!({"enabled": true});
+    });
+    assert_eq!(
+        container(&p, "app").restart,
+        Some(Restart {
+            ignored_exit_codes: vec![],
+            attempt_period: Duration::from_secs(300),
+        })
+    );
+    let p = plan_with(|d| {
+        d["containerDefinitions"][0]["restartPolicy"] =
+            json!({"enabled": true, "ignoredExitCodes": [0, 143], "restartAttemptPeriod": 60});
+    });
+    assert_eq!(
+        container(&p, "app").restart,
+        Some(Restart {
+            ignored_exit_codes: vec![0, 143],
+            attempt_period: Duration::from_secs(60),
+        })
+    );
+    // A disabled policy, like none, never restarts.
+    let p = plan_with(|d| {
+        d["containerDefinitions"][0]["restartPolicy"] =
+            json!({"enabled": false, "restartAttemptPeriod": 60});
+    });
+    assert_eq!(container(&p, "app").restart, None);
+    assert_eq!(container(&plan_with(|_| {}), "app").restart, None);
+}
+
+#[test]
 fn a_container_with_networking_disabled_gets_a_network_namespace_of_its_own() {
     let mut def = web_def();
     def["containerDefinitions"][1]["disableNetworking"] = json!(true);

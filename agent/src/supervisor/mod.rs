@@ -501,7 +501,10 @@ impl Supervisor {
     fn start_member(&mut self, i: usize) -> Result<(), String> {
         let bundle = self.dir.join("containers").join(&self.members[i].spec.name);
         let rootfs = bundle.join("rootfs");
-        mount_rootfs(&self.members[i].spec, &bundle, &rootfs)?;
+        // A restart finds its rootfs mounted.
+        if self.members[i].started.is_none() {
+            mount_rootfs(&self.members[i].spec, &bundle, &rootfs)?;
+        }
 
         let mut spec = self.members[i].spec.spec.clone();
         if let Some(pid) = self.sandbox {
@@ -621,14 +624,18 @@ impl Supervisor {
         }
         if changed {
             m.status.health_status = m.health.status;
-            self.status.health_status =
-                health::task_health(self.members.iter().map(|m| health::Member {
-                    essential: m.spec.essential,
-                    has_check: m.spec.health_check.is_some(),
-                    status: m.health.status,
-                }));
+            self.update_task_health();
             self.save();
         }
+    }
+
+    fn update_task_health(&mut self) {
+        self.status.health_status =
+            health::task_health(self.members.iter().map(|m| health::Member {
+                essential: m.spec.essential,
+                has_check: m.spec.health_check.is_some(),
+                status: m.health.status,
+            }));
     }
 
     fn mark_never_started(&mut self, i: usize, reason: &str) {
@@ -748,11 +755,53 @@ impl Supervisor {
         for s in 0..2 {
             self.drain(i, s, true);
         }
+        if self.restart_due(i, code) {
+            self.restart(i);
+            return;
+        }
         let essential = self.members[i].spec.essential;
         self.save();
         if essential && !self.stopping {
             self.status.essential_exited = Some(self.members[i].spec.name.clone());
             self.begin_stop("EssentialContainerExited", ESSENTIAL_EXITED);
+        }
+    }
+
+    /// Whether container `i`'s restartPolicy restarts it after this exit.
+    fn restart_due(&self, i: usize, code: i32) -> bool {
+        let m = &self.members[i];
+        let ran = m.started.map(|t| t.elapsed()).unwrap_or_default();
+        m.spec
+            .restart_policy
+            .as_ref()
+            .is_some_and(|p| p.restarts(code, ran, self.stopping))
+    }
+
+    /// Starts container `i` again in its own rootfs (what it wrote is kept, as with
+    /// `docker restart`), under the same runtime id, logging to the same file. Its health
+    /// starts over. If it cannot start, it stops as if it had no policy.
+    fn restart(&mut self, i: usize) {
+        let m = &mut self.members[i];
+        let fresh = ContainerStatus {
+            restart_count: m.status.restart_count + 1,
+            runtime_id: m.status.runtime_id.clone(),
+            ..ContainerStatus::default()
+        };
+        let exited = std::mem::replace(&mut m.status, fresh);
+        m.health = ContainerHealth::default();
+        self.update_task_health();
+        if let Err(e) = self.start_member(i) {
+            let m = &mut self.members[i];
+            m.status = ContainerStatus {
+                reason: Some(format!("CannotStartContainerError: restart: {e}")),
+                ..exited
+            };
+            self.update_task_health();
+            self.save();
+            if self.members[i].spec.essential && !self.stopping {
+                self.status.essential_exited = Some(self.members[i].spec.name.clone());
+                self.begin_stop("EssentialContainerExited", ESSENTIAL_EXITED);
+            }
         }
     }
 

@@ -46,6 +46,9 @@ pub struct ContainerSpec {
     pub start_timeout_secs: Option<u64>,
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
+    /// Restart in place on exit; None never does.
+    #[serde(default)]
+    pub restart_policy: Option<RestartPolicy>,
     /// The image (manifest digest) in the image store under `image_store`, whose
     /// snapshots become the rootfs: an overlay with a fresh upper directory.
     #[serde(default)]
@@ -69,6 +72,25 @@ pub struct HealthCheck {
     pub timeout_secs: u64,
     pub retries: u32,
     pub start_period_secs: u64,
+}
+
+/// An enabled `restartPolicy`, as the supervisor applies it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartPolicy {
+    pub ignored_exit_codes: Vec<i32>,
+    pub attempt_period_secs: u64,
+}
+
+impl RestartPolicy {
+    /// Whether an exit with `code`, `ran` after the container's last (re)start, leads to
+    /// a restart: not while the task stops, not for an ignored code, and not before the
+    /// attempt period has passed, so that a container failing at once is not restarted
+    /// in a loop.
+    pub fn restarts(&self, code: i32, ran: Duration, task_stopping: bool) -> bool {
+        !task_stopping
+            && !self.ignored_exit_codes.contains(&code)
+            && ran >= Duration::from_secs(self.attempt_period_secs)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +153,9 @@ pub struct ContainerStatus {
     /// UNKNOWN without a health check, or until one decides.
     #[serde(default)]
     pub health_status: Health,
+    /// Restarts in place under the container's restartPolicy.
+    #[serde(default)]
+    pub restart_count: u32,
     /// Host path of the container's cgroup directory holding its memory controller, for
     /// stats.
     pub runtime_id: String,
@@ -150,4 +175,35 @@ pub const STOP_FILE: &str = "stop.json";
 pub fn read_status(task_dir: &Path) -> Option<TaskStatus> {
     let text = std::fs::read(task_dir.join(STATUS_FILE)).ok()?;
     serde_json::from_slice(&text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(ignored: &[i32], period: u64) -> RestartPolicy {
+        RestartPolicy {
+            ignored_exit_codes: ignored.to_vec(),
+            attempt_period_secs: period,
+        }
+    }
+
+    #[test]
+    fn a_restart_needs_the_attempt_period_to_have_passed() {
+        let p = policy(&[], 60);
+        assert!(p.restarts(1, Duration::from_secs(60), false));
+        assert!(p.restarts(137, Duration::from_secs(3600), false));
+        assert!(!p.restarts(1, Duration::from_millis(59_999), false));
+        assert!(!p.restarts(1, Duration::ZERO, false));
+    }
+
+    #[test]
+    fn ignored_codes_and_a_stopping_task_never_restart() {
+        let p = policy(&[0, 143], 60);
+        let long = Duration::from_secs(600);
+        assert!(!p.restarts(0, long, false));
+        assert!(!p.restarts(143, long, false));
+        assert!(p.restarts(2, long, false));
+        assert!(!p.restarts(2, long, true));
+    }
 }

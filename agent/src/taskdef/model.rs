@@ -362,9 +362,9 @@ pub struct ContainerDefinition {
     /// Not supported; `validate` warns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pseudo_terminal: Option<Value>,
-    /// Not supported; `validate` warns.
+    /// Restarts of this container in place when it exits, without replacing the task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restart_policy: Option<Value>,
+    pub restart_policy: Option<RestartPolicy>,
 }
 
 impl ContainerDefinition {
@@ -499,6 +499,23 @@ pub struct SystemControl {
     pub namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+/// `restartPolicy`: restart the container in place when it exits, unless its exit code
+/// is ignored or it ran for less than `restartAttemptPeriod` seconds (since its start, or
+/// since its last restart).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartPolicy {
+    /// Required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Up to 50 exit codes that do not lead to a restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_exit_codes: Vec<i64>,
+    /// 60 to 1800 seconds; 300 by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_attempt_period: Option<i64>,
 }
 
 /// `linuxParameters`.

@@ -641,6 +641,48 @@ fn health_check_ranges() {
 }
 
 #[test]
+fn restart_policy_limits() {
+    let errors = errors_with(|d| {
+        container(d, 0)["restartPolicy"] = json!({
+            "ignoredExitCodes": (0..51).collect::<Vec<i64>>(),
+            "restartAttemptPeriod": 59
+        });
+    });
+    assert_eq!(
+        errors,
+        [
+            "containerDefinitions[0].restartPolicy.enabled: is required",
+            "containerDefinitions[0].restartPolicy.ignoredExitCodes: has 51 exit codes; at most 50 are allowed",
+            "containerDefinitions[0].restartPolicy.restartAttemptPeriod: 59 must be between 60 and 1800",
+        ]
+    );
+    assert_eq!(
+        errors_with(|d| {
+            container(d, 0)["restartPolicy"] = json!({
+                "enabled": true, "ignoredExitCodes": [0, 4294967296_i64], "restartAttemptPeriod": 1801
+            });
+        }),
+        [
+            "containerDefinitions[0].restartPolicy.ignoredExitCodes[1]: 4294967296 is not an exit code",
+            "containerDefinitions[0].restartPolicy.restartAttemptPeriod: 1801 must be between 60 and 1800",
+        ]
+    );
+    let mut doc = minimal();
+    container(&mut doc, 0)["restartPolicy"] = json!({"enabled": "yes"});
+    let err = TaskDefinition::from_json(&doc.to_string()).unwrap_err();
+    assert_eq!(err.path, "containerDefinitions[0].restartPolicy.enabled");
+    // Supported now: no warning, at either bound.
+    for period in [60, 1800] {
+        let mut doc = minimal();
+        container(&mut doc, 0)["restartPolicy"] = json!({
+            "enabled": true, "ignoredExitCodes": [0, 143], "restartAttemptPeriod": period
+        });
+        assert!(errors_of(&doc).is_empty(), "{:?}", errors_of(&doc));
+        assert!(warnings_of(&doc).is_empty(), "{:?}", warnings_of(&doc));
+    }
+}
+
+#[test]
 fn ulimits() {
     let errors = errors_with(|d| {
         container(d, 0)["ulimits"] = json!([

@@ -10,7 +10,7 @@ use super::envfile::environment_file_path;
 use super::error::{FieldError, ValidationErrors, Warning};
 use super::model::{
     Condition, ContainerDefinition, HealthCheck, IpcMode, LinuxParameters, LogConfiguration,
-    NetworkMode, PidMode, Protocol, TaskDefinition, Volume,
+    NetworkMode, PidMode, Protocol, RestartPolicy, TaskDefinition, Volume,
 };
 use super::names::{capability, is_ecs_name, ulimit};
 use super::units::{parse_byte_size, parse_cpu_units, parse_memory_mib};
@@ -20,6 +20,8 @@ use super::user::parse_user;
 pub const MIN_CONTAINER_MEMORY_MIB: i64 = 6;
 /// ECS's ceiling on `stopTimeout`, in seconds.
 pub const MAX_STOP_TIMEOUT: i64 = 120;
+/// ECS's ceiling on `restartPolicy.ignoredExitCodes`.
+pub const MAX_IGNORED_EXIT_CODES: usize = 50;
 /// ECS's bounds on task CPU for EC2 hosts, in units.
 pub const TASK_CPU_RANGE: (u64, u64) = (128, 196_608);
 
@@ -330,6 +332,9 @@ fn container(def: &TaskDefinition, i: usize, c: &ContainerDefinition, found: &mu
     if let Some(hc) = &c.health_check {
         health_check(&format!("{p}.healthCheck"), hc, found);
     }
+    if let Some(rp) = &c.restart_policy {
+        restart_policy(&format!("{p}.restartPolicy"), rp, found);
+    }
 
     for key in c.docker_labels.keys() {
         if key.starts_with("com.amazonaws.ecs.") {
@@ -349,7 +354,6 @@ fn container(def: &TaskDefinition, i: usize, c: &ContainerDefinition, found: &mu
         (given(&c.docker_security_options), "dockerSecurityOptions"),
         (given(&c.interactive), "interactive"),
         (given(&c.pseudo_terminal), "pseudoTerminal"),
-        (given(&c.restart_policy), "restartPolicy"),
     ];
     for (present, field) in unsupported {
         found.ignored(present, format!("{p}.{field}"));
@@ -1012,6 +1016,39 @@ fn health_check(p: &str, hc: &HealthCheck, found: &mut Findings) {
                     format!("{v} must be between {lo} and {hi}"),
                 );
             }
+        }
+    }
+}
+
+/// ECS's limits: `enabled` is required, at most 50 ignored exit codes, and an attempt
+/// period of 60 to 1800 seconds.
+fn restart_policy(p: &str, rp: &RestartPolicy, found: &mut Findings) {
+    if rp.enabled.is_none() {
+        found.error(format!("{p}.enabled"), "is required");
+    }
+    if rp.ignored_exit_codes.len() > MAX_IGNORED_EXIT_CODES {
+        found.error(
+            format!("{p}.ignoredExitCodes"),
+            format!(
+                "has {} exit codes; at most {MAX_IGNORED_EXIT_CODES} are allowed",
+                rp.ignored_exit_codes.len()
+            ),
+        );
+    }
+    for (k, code) in rp.ignored_exit_codes.iter().enumerate() {
+        if i32::try_from(*code).is_err() {
+            found.error(
+                format!("{p}.ignoredExitCodes[{k}]"),
+                format!("{code} is not an exit code"),
+            );
+        }
+    }
+    if let Some(period) = rp.restart_attempt_period {
+        if !(60..=1800).contains(&period) {
+            found.error(
+                format!("{p}.restartAttemptPeriod"),
+                format!("{period} must be between 60 and 1800"),
+            );
         }
     }
 }
