@@ -372,3 +372,163 @@ fn a_network_sysctl_is_set_though_proc_sys_is_read_only() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines, ["0\t0", "read-only"], "{out:#?}");
 }
+
+/// Whether the kernel runs AppArmor, as the runtime decides it.
+fn apparmor_enabled() -> bool {
+    fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.trim_start().starts_with('Y'))
+}
+
+/// A profile that allows everything but writes under /denied; loaded into the kernel by
+/// apparmor_parser for the life of the value.
+struct TestProfile {
+    name: String,
+    file: tempfile::NamedTempFile,
+}
+
+impl TestProfile {
+    fn load(name: &str) -> TestProfile {
+        use std::io::Write;
+        let mut file = tempfile::NamedTempFile::new().expect("a temporary file");
+        write!(
+            file,
+            "profile {name} flags=(attach_disconnected,mediate_deleted) {{\n  \
+             file,\n  capability,\n  network,\n  signal,\n  unix,\n  ptrace,\n  mount,\n  \
+             umount,\n  pivot_root,\n  deny /denied/** w,\n}}\n"
+        )
+        .expect("write the profile");
+        let out = std::process::Command::new("apparmor_parser")
+            .args(["--replace", "--skip-cache"])
+            .arg(file.path())
+            .output()
+            .expect("apparmor_parser runs (tests/setup installs the apparmor package)");
+        assert!(
+            out.status.success(),
+            "apparmor_parser: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TestProfile {
+            name: name.to_string(),
+            file,
+        }
+    }
+}
+
+impl Drop for TestProfile {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("apparmor_parser")
+            .arg("--remove")
+            .arg(self.file.path())
+            .output();
+    }
+}
+
+#[test]
+fn an_apparmor_profile_confines_the_process_where_the_host_runs_apparmor() {
+    let runtime = Runtime::new();
+    let mut bundle = Bundle::new("apparmor");
+    bundle.readonly_root(false);
+    fs::create_dir_all(bundle.rootfs().join("denied")).unwrap();
+    let script = "cat /proc/self/attr/current 2>/dev/null; touch /tmp/allowed && echo allowed; \
+                  touch /denied/x 2>/dev/null || echo denied";
+
+    if !apparmor_enabled() {
+        // As runc does where AppArmor is off: the field is skipped, loudly.
+        bundle
+            .edit(|c| c["process"]["apparmorProfile"] = json!("berth-no-such-profile"))
+            .sh(script);
+        let out = runtime.run(&runtime.new_id("apparmor"), &bundle).ok("run");
+        assert!(
+            out.stderr
+                .contains("process.apparmorProfile: AppArmor is not enabled on this host, skipped"),
+            "{out:#?}"
+        );
+        assert!(out.stdout.contains("allowed"), "{out:#?}");
+        assert!(!out.stdout.contains("denied"), "{out:#?}");
+        return;
+    }
+
+    let profile = TestProfile::load("berth-test-confined");
+    bundle
+        .edit(|c| c["process"]["apparmorProfile"] = json!(profile.name))
+        .sh(script);
+    let out = runtime.run(&runtime.new_id("apparmor"), &bundle).ok("run");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["berth-test-confined (enforce)", "allowed", "denied"],
+        "{out:#?}"
+    );
+
+    // exec runs under the container's profile, or the one it names.
+    let id = runtime.new_id("apparmor-exec");
+    bundle.args(&["sleep", "30"]);
+    let pid = runtime.create_and_start(&id, &bundle);
+    let label = fs::read_to_string(format!("/proc/{pid}/attr/current")).unwrap_or_default();
+    assert_eq!(
+        label.trim_end_matches('\0').trim(),
+        "berth-test-confined (enforce)"
+    );
+    let exec = runtime
+        .exec(&id, &["cat", "/proc/self/attr/current"])
+        .ok("exec");
+    assert_eq!(
+        exec.stdout.trim_end_matches('\0').trim(),
+        "berth-test-confined (enforce)"
+    );
+    let unconfined = runtime
+        .cmd([
+            "exec",
+            "--apparmor",
+            "unconfined",
+            &id,
+            "cat",
+            "/proc/self/attr/current",
+        ])
+        .ok("exec --apparmor unconfined");
+    assert_eq!(
+        unconfined.stdout.trim_end_matches('\0').trim(),
+        "unconfined"
+    );
+    runtime.delete_force(&id).ok("delete --force");
+
+    // Under the small init, the init is confined too, not only the process it forks.
+    let id = runtime.new_id("apparmor-init");
+    bundle.edit(|c| c["annotations"] = json!({"dev.berth.init": "true"}));
+    let init = runtime.create_and_start(&id, &bundle);
+    let child = berth_tests::wait_for(
+        "the init's child",
+        std::time::Duration::from_secs(10),
+        || {
+            fs::read_to_string(format!("/proc/{init}/task/{init}/children"))
+                .ok()
+                .and_then(|c| c.split_whitespace().next().map(str::to_string))
+        },
+    );
+    for pid in [init.to_string(), child] {
+        berth_tests::wait_for(
+            &format!("pid {pid} under berth-test-confined"),
+            std::time::Duration::from_secs(10),
+            || {
+                let label = fs::read_to_string(format!("/proc/{pid}/attr/current")).ok()?;
+                (label.trim_end_matches('\0').trim() == "berth-test-confined (enforce)")
+                    .then_some(())
+            },
+        );
+    }
+    runtime.delete_force(&id).ok("delete --force");
+    bundle.edit(|c| c["annotations"] = json!({}));
+
+    // A profile the kernel has not loaded fails create, naming the field.
+    bundle
+        .edit(|c| c["process"]["apparmorProfile"] = json!("berth-no-such-profile"))
+        .args(&["true"]);
+    let id = runtime.new_id("apparmor-missing");
+    let refused = runtime.run(&id, &bundle);
+    refused.assert_error_naming("process.apparmorProfile");
+    assert!(
+        refused.stderr.contains("berth-no-such-profile"),
+        "{refused:#?}"
+    );
+    runtime.assert_nothing_left(&id);
+}

@@ -33,6 +33,9 @@ pub struct Args {
     pub console_socket: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: i32,
+    /// The AppArmor profile to run the command under (default: the container's)
+    #[arg(long)]
+    pub apparmor: Option<String>,
 }
 
 pub fn run(root: &Path, args: &Args) -> Result<i32> {
@@ -50,5 +53,6 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
         console_socket: args.console_socket.clone(),
         preserve_fds: args.preserve_fds,
         console_size: None,
+        apparmor: args.apparmor.clone(),
     })
 }

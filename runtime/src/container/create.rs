@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
+use oci_spec::runtime::{
+    LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Process, Spec,
+};
 
 use super::hooks::run_stage;
 use super::state::{Saved, now_rfc3339, proc_start_time, write_volatile};
@@ -44,7 +46,7 @@ impl Container {
         validate_id(&opts.id)?;
         let bundle = std::fs::canonicalize(&opts.bundle)
             .map_err(|e| Error::io("bundle", &opts.bundle, e))?;
-        let spec = load_spec(&bundle)?;
+        let mut spec = load_spec(&bundle)?;
         let rootfs = rootfs_of(&spec, &bundle)?;
         let process = spec
             .process()
@@ -68,7 +70,9 @@ impl Container {
             .and_then(|l| l.seccomp().as_ref())
             .map(crate::security::build_seccomp)
             .transpose()?;
-        warn_unsupported(&spec);
+        if let Some(p) = spec.process_mut() {
+            skip_unsupported_labels(p);
+        }
 
         std::fs::create_dir_all(root).map_err(|e| Error::io("create", root, e))?;
         let dir = root.join(&opts.id);
@@ -254,24 +258,27 @@ fn rootfs_of(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Labels for security modules this host does not run are skipped, loudly.
-fn warn_unsupported(spec: &Spec) {
-    let process = spec.process().as_ref();
-    if process
-        .and_then(|p| p.apparmor_profile().as_ref())
-        .is_some()
-        && !Path::new("/sys/kernel/security/apparmor").exists()
-    {
+/// Labels for security modules this host does not run are skipped, loudly, so that the
+/// process runs as it would under runc there. berth-runtime applies AppArmor profiles
+/// but not SELinux labels, and says so on an SELinux host.
+pub(super) fn skip_unsupported_labels(process: &mut Process) {
+    if process.apparmor_profile().is_some() && !crate::security::apparmor_enabled() {
         eprintln!(
             "berth-runtime: warning: process.apparmorProfile: AppArmor is not enabled on this host, skipped"
         );
+        process.set_apparmor_profile(None);
     }
-    if process.and_then(|p| p.selinux_label().as_ref()).is_some()
-        && !Path::new("/sys/fs/selinux/enforce").exists()
-    {
-        eprintln!(
-            "berth-runtime: warning: process.selinuxLabel: SELinux is not enabled on this host, skipped"
-        );
+    if process.selinux_label().is_some() {
+        if Path::new("/sys/fs/selinux/enforce").exists() {
+            eprintln!(
+                "berth-runtime: warning: process.selinuxLabel: not applied: berth-runtime does not support SELinux"
+            );
+        } else {
+            eprintln!(
+                "berth-runtime: warning: process.selinuxLabel: SELinux is not enabled on this host, skipped"
+            );
+        }
+        process.set_selinux_label(None);
     }
 }
 

@@ -28,6 +28,8 @@ pub struct ExecOptions {
     pub preserve_fds: i32,
     /// With `tty`: the terminal's size (rows, columns), set before the command starts.
     pub console_size: Option<(u16, u16)>,
+    /// The AppArmor profile; None keeps the container's.
+    pub apparmor: Option<String>,
 }
 
 impl Container {
@@ -46,7 +48,18 @@ impl Container {
     /// The process leads a session of its own, so its pid also names its process group.
     pub fn spawn_exec(&self, opts: &ExecOptions) -> Result<i32> {
         self.require(&[Status::Created, Status::Running], "exec")?;
-        let process = self.exec_process(opts)?;
+        let mut process = self.exec_process(opts)?;
+        // As with runc, a process that names no profile runs under the container's.
+        if process.apparmor_profile().is_none() {
+            let profile = self
+                .saved
+                .spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.apparmor_profile().clone());
+            process.set_apparmor_profile(profile);
+        }
+        super::create::skip_unsupported_labels(&mut process);
         if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
             return Err(Error::Config(
                 "process.terminal: true needs --console-socket".into(),
@@ -100,6 +113,9 @@ impl Container {
         }
         if let Some(cwd) = &opts.cwd {
             p.set_cwd(cwd.clone());
+        }
+        if let Some(profile) = &opts.apparmor {
+            p.set_apparmor_profile(Some(profile.clone()));
         }
         if !opts.env.is_empty() {
             let mut env = p.env().clone().unwrap_or_default();

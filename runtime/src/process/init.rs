@@ -276,6 +276,12 @@ pub fn exec_process(
     envp: &[CString],
 ) -> StepResult<Infallible> {
     let nnp = process.no_new_privileges().unwrap_or(false);
+    // The profile applies at execve, so nothing the runtime does before it is confined.
+    let apparmor = process.apparmor_profile().as_deref();
+    if let Some(profile) = apparmor {
+        security::apply_apparmor(profile, security::Transition::OnExec)
+            .map_err(|e| e.to_string())?;
+    }
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the drop.
     if let (Some(f), false) = (seccomp, nnp) {
         f.load().map_err(|e| e.to_string())?;
@@ -293,7 +299,7 @@ pub fn exec_process(
     reset_signals();
     crate::trace::step("init: exec");
     if init {
-        return super::reaper::exec_under_init(exec, argv, envp);
+        return super::reaper::exec_under_init(exec, argv, envp, apparmor);
     }
     let err = nix::unistd::execve(exec, argv, envp).unwrap_err();
     Err(format!("exec {}: {err}", exec.to_string_lossy()))

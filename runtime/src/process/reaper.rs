@@ -43,6 +43,7 @@ pub fn exec_under_init(
     exec: &CString,
     argv: &[CString],
     envp: &[CString],
+    apparmor: Option<&str>,
 ) -> StepResult<Infallible> {
     let mut blocked = SigSet::all();
     for s in SYNCHRONOUS {
@@ -64,6 +65,15 @@ pub fn exec_under_init(
             unsafe { libc::_exit(127) }
         }
         ForkResult::Parent { child } => {
+            // The child enters the profile when it execs; the init, which never does,
+            // enters it now, so it holds no more than the process it forks.
+            if let Some(profile) = apparmor {
+                if let Err(e) =
+                    crate::security::apply_apparmor(profile, crate::security::Transition::Now)
+                {
+                    eprintln!("init: {e}");
+                }
+            }
             let code = supervise(child, &blocked);
             // SAFETY: _exit skips destructors and atexit handlers of the runtime.
             unsafe { libc::_exit(code) }

@@ -1,6 +1,8 @@
 //! Process security settings the container init applies just before execve:
-//! rlimits, user and groups, capabilities, no_new_privs, OOM score and seccomp.
+//! rlimits, user and groups, capabilities, no_new_privs, OOM score, the AppArmor profile
+//! and seccomp.
 
+mod apparmor;
 mod capabilities;
 mod rlimits;
 mod seccomp;
@@ -9,6 +11,7 @@ mod user;
 
 use std::fmt;
 
+pub use apparmor::{Transition, apparmor_enabled, apply_apparmor};
 pub use capabilities::{
     apply_capabilities, capability_from_name, capability_names, set_no_new_privileges,
 };
