@@ -700,6 +700,27 @@ fn a_working_directory_the_image_lacks_is_made_as_docker_makes_it() {
 }
 
 #[test]
+fn no_new_privileges_among_docker_security_options_sets_the_flag() {
+    let agent = Agent::stopped();
+    let flag = "grep NoNewPrivs /proc/self/status";
+    let mut nnp = sh("nnp", &format!("sleep 0.5; echo nnp $({flag})"));
+    nnp["dockerSecurityOptions"] = json!(["no-new-privileges"]);
+    let mut plain = sh("plain", &format!("echo plain $({flag})"));
+    plain["essential"] = json!(false);
+    let out = berth_run(&agent, "nnp.json", &host_task("run-nnp", vec![nnp, plain]));
+
+    assert_eq!(out.code, 0, "{out:#?}");
+    let line = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.contains(&format!("{name} NoNewPrivs:")))
+            .map(|l| l.split_whitespace().last().unwrap_or_default().to_string())
+    };
+    assert_eq!(line("nnp").as_deref(), Some("1"), "{out:#?}");
+    assert_eq!(line("plain").as_deref(), Some("0"), "{out:#?}");
+}
+
+#[test]
 fn system_controls_set_the_tasks_namespaced_parameters_and_leave_the_hosts() {
     let host = |key: &str| {
         std::fs::read_to_string(format!("/proc/sys/{}", key.replace('.', "/")))

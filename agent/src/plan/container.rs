@@ -84,9 +84,9 @@ pub(super) fn container_plan(
     process.set_cwd(PathBuf::from(process::working_dir(c, &input.image)));
     process.set_capabilities(Some(capabilities::linux_capabilities(&caps)));
     process.set_rlimits(rlimits(c));
-    process.set_no_new_privileges(Some(false));
+    process.set_no_new_privileges(Some(c.no_new_privileges()));
     process.set_oom_score_adj(None);
-    process.set_apparmor_profile(None);
+    process.set_apparmor_profile(c.apparmor_profile());
     process.set_selinux_label(None);
 
     let privileged = c.is_privileged();

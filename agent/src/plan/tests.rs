@@ -947,6 +947,22 @@ fn a_none_health_check_plans_no_check() {
 }
 
 #[test]
+fn security_options_set_no_new_privileges_and_the_apparmor_profile() {
+    let p = plan_with(|_| {});
+    let process = spec(&p, "app").process().clone().unwrap();
+    assert_eq!(process.no_new_privileges(), Some(false));
+    assert_eq!(process.apparmor_profile(), &None);
+
+    let p = plan_with(|d| {
+        d["containerDefinitions"][0]["dockerSecurityOptions"] =
+            json!(["no-new-privileges", "apparmor:berth-web"]);
+    });
+    let process = spec(&p, "app").process().clone().unwrap();
+    assert_eq!(process.no_new_privileges(), Some(true));
+    assert_eq!(process.apparmor_profile().as_deref(), Some("berth-web"));
+}
+
+#[test]
 fn an_enabled_restart_policy_is_planned_with_ecs_defaults() {
     let p = plan_with(|d| {
         d["containerDefinitions"][0]["restartPolicy"] = json!({"enabled": true});

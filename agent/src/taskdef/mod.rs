@@ -21,7 +21,7 @@ pub use model::{
     Condition, ContainerDefinition, ContainerDependency, Device, DockerVolumeConfiguration,
     EnvironmentFile, HealthCheck, HostEntry, HostVolume, IpcMode, KernelCapabilities, KeyValuePair,
     LinuxParameters, LogConfiguration, MountPoint, NetworkMode, PidMode, PortMapping, Protocol,
-    TaskDefinition, Tmpfs, Ulimit, Volume, VolumeFrom,
+    SecurityOption, TaskDefinition, Tmpfs, Ulimit, Volume, VolumeFrom,
 };
 pub use overrides::{ContainerOverride, TaskOverride, apply_overrides};
 pub use user::{IdOrName, UserSpec, parse_user};

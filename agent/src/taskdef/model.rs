@@ -350,9 +350,10 @@ pub struct ContainerDefinition {
     /// Not supported; `validate` warns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firelens_configuration: Option<Value>,
-    /// Not supported; `validate` warns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub docker_security_options: Option<Value>,
+    /// `no-new-privileges`, `apparmor:PROFILE`, `label:...`, `credentialspec:...`, as
+    /// Docker's `--security-opt` takes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub docker_security_options: Vec<String>,
     /// The container gets a network namespace of its own with only loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_networking: Option<bool>,
@@ -389,6 +390,75 @@ impl ContainerDefinition {
             .as_ref()
             .and_then(|l| l.init_process_enabled)
             .unwrap_or(false)
+    }
+
+    fn security_options(&self) -> impl Iterator<Item = SecurityOption> + '_ {
+        self.docker_security_options
+            .iter()
+            .filter_map(|s| SecurityOption::parse(s).ok())
+    }
+
+    /// `no-new-privileges` among the security options (the last one given counts).
+    pub fn no_new_privileges(&self) -> bool {
+        self.security_options()
+            .filter_map(|o| match o {
+                SecurityOption::NoNewPrivileges(on) => Some(on),
+                _ => None,
+            })
+            .last()
+            .unwrap_or(false)
+    }
+
+    /// The AppArmor profile the security options name (the last one given), unless it
+    /// is `unconfined`.
+    pub fn apparmor_profile(&self) -> Option<String> {
+        self.security_options()
+            .filter_map(|o| match o {
+                SecurityOption::AppArmor(profile) => Some(profile),
+                _ => None,
+            })
+            .last()
+            .filter(|p| p != "unconfined")
+    }
+}
+
+/// One `dockerSecurityOptions` entry. As with Docker, `KEY:VALUE` and `KEY=VALUE` are the
+/// same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecurityOption {
+    NoNewPrivileges(bool),
+    AppArmor(String),
+    /// An SELinux label option (`label:type:...`, `label:disable`).
+    Label(String),
+    /// A Windows gMSA credential spec.
+    CredentialSpec(String),
+}
+
+impl SecurityOption {
+    pub fn parse(s: &str) -> Result<SecurityOption, String> {
+        let (key, value) = match s.split_once([':', '=']) {
+            Some((k, v)) => (k, Some(v)),
+            None => (s, None),
+        };
+        match (key, value) {
+            ("no-new-privileges", None | Some("true")) => Ok(SecurityOption::NoNewPrivileges(true)),
+            ("no-new-privileges", Some("false")) => Ok(SecurityOption::NoNewPrivileges(false)),
+            ("no-new-privileges", Some(v)) => {
+                Err(format!("no-new-privileges takes true or false, not {v:?}"))
+            }
+            ("apparmor", Some(profile)) if !profile.is_empty() => {
+                Ok(SecurityOption::AppArmor(profile.to_string()))
+            }
+            ("apparmor", _) => Err("apparmor needs a profile name: apparmor:PROFILE".into()),
+            ("label", Some(label)) if !label.is_empty() => Ok(SecurityOption::Label(label.into())),
+            ("credentialspec", Some(spec)) if !spec.is_empty() => {
+                Ok(SecurityOption::CredentialSpec(spec.into()))
+            }
+            _ => Err(format!(
+                "{s:?} is not one of no-new-privileges, apparmor:PROFILE, label:VALUE, \
+                 credentialspec:PATH"
+            )),
+        }
     }
 }
 

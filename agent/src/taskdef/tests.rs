@@ -683,6 +683,80 @@ fn restart_policy_limits() {
 }
 
 #[test]
+fn docker_security_options() {
+    use super::SecurityOption as O;
+    assert_eq!(O::parse("no-new-privileges"), Ok(O::NoNewPrivileges(true)));
+    assert_eq!(
+        O::parse("no-new-privileges=true"),
+        Ok(O::NoNewPrivileges(true))
+    );
+    assert_eq!(
+        O::parse("no-new-privileges:false"),
+        Ok(O::NoNewPrivileges(false))
+    );
+    assert_eq!(
+        O::parse("apparmor:docker-default"),
+        Ok(O::AppArmor("docker-default".into()))
+    );
+    assert_eq!(
+        O::parse("apparmor=unconfined"),
+        Ok(O::AppArmor("unconfined".into()))
+    );
+    assert_eq!(
+        O::parse("label:type:svirt_apache_t"),
+        Ok(O::Label("type:svirt_apache_t".into()))
+    );
+
+    let errors = errors_with(|d| {
+        container(d, 0)["dockerSecurityOptions"] = json!([
+            "no-new-privileges:maybe",
+            "apparmor:",
+            "seccomp=unconfined",
+            "no-new-privileges"
+        ]);
+    });
+    assert_eq!(
+        errors,
+        [
+            "containerDefinitions[0].dockerSecurityOptions[0]: no-new-privileges takes true or false, not \"maybe\"",
+            "containerDefinitions[0].dockerSecurityOptions[1]: apparmor needs a profile name: apparmor:PROFILE",
+            "containerDefinitions[0].dockerSecurityOptions[2]: \"seccomp=unconfined\" is not one of no-new-privileges, apparmor:PROFILE, label:VALUE, credentialspec:PATH",
+        ]
+    );
+    let mut doc = minimal();
+    container(&mut doc, 0)["dockerSecurityOptions"] = json!([
+        "no-new-privileges",
+        "apparmor:web",
+        "label:disable",
+        "credentialspec:file://gmsa.json"
+    ]);
+    assert_eq!(
+        warnings_of(&doc),
+        [
+            "containerDefinitions[0].dockerSecurityOptions[2]: SELinux labels are not applied by berth; ignored",
+            "containerDefinitions[0].dockerSecurityOptions[3]: credential specs are for Windows containers; ignored",
+        ]
+    );
+    let def = parse(&doc.to_string());
+    assert!(def.container_definitions[0].no_new_privileges());
+    assert_eq!(
+        def.container_definitions[0].apparmor_profile().as_deref(),
+        Some("web")
+    );
+
+    // The last option of a kind counts; unconfined is no profile.
+    container(&mut doc, 0)["dockerSecurityOptions"] = json!([
+        "no-new-privileges",
+        "apparmor:web",
+        "no-new-privileges=false",
+        "apparmor:unconfined"
+    ]);
+    let def = parse(&doc.to_string());
+    assert!(!def.container_definitions[0].no_new_privileges());
+    assert_eq!(def.container_definitions[0].apparmor_profile(), None);
+}
+
+#[test]
 fn ulimits() {
     let errors = errors_with(|d| {
         container(d, 0)["ulimits"] = json!([

@@ -10,7 +10,7 @@ use super::envfile::environment_file_path;
 use super::error::{FieldError, ValidationErrors, Warning};
 use super::model::{
     Condition, ContainerDefinition, HealthCheck, IpcMode, LinuxParameters, LogConfiguration,
-    NetworkMode, PidMode, Protocol, RestartPolicy, TaskDefinition, Volume,
+    NetworkMode, PidMode, Protocol, RestartPolicy, SecurityOption, TaskDefinition, Volume,
 };
 use super::names::{capability, is_ecs_name, ulimit};
 use super::units::{parse_byte_size, parse_cpu_units, parse_memory_mib};
@@ -332,6 +332,7 @@ fn container(def: &TaskDefinition, i: usize, c: &ContainerDefinition, found: &mu
     if let Some(hc) = &c.health_check {
         health_check(&format!("{p}.healthCheck"), hc, found);
     }
+    security_options(&p, c, found);
     if let Some(rp) = &c.restart_policy {
         restart_policy(&format!("{p}.restartPolicy"), rp, found);
     }
@@ -351,7 +352,6 @@ fn container(def: &TaskDefinition, i: usize, c: &ContainerDefinition, found: &mu
         (given(&c.repository_credentials), "repositoryCredentials"),
         (given(&c.resource_requirements), "resourceRequirements"),
         (given(&c.firelens_configuration), "firelensConfiguration"),
-        (given(&c.docker_security_options), "dockerSecurityOptions"),
         (given(&c.interactive), "interactive"),
         (given(&c.pseudo_terminal), "pseudoTerminal"),
     ];
@@ -1016,6 +1016,24 @@ fn health_check(p: &str, hc: &HealthCheck, found: &mut Findings) {
                     format!("{v} must be between {lo} and {hi}"),
                 );
             }
+        }
+    }
+}
+
+/// Docker's `--security-opt` forms that ECS passes on; SELinux labels and Windows
+/// credential specs are accepted and ignored.
+fn security_options(p: &str, c: &ContainerDefinition, found: &mut Findings) {
+    for (k, option) in c.docker_security_options.iter().enumerate() {
+        let path = format!("{p}.dockerSecurityOptions[{k}]");
+        match SecurityOption::parse(option) {
+            Ok(SecurityOption::Label(_)) => {
+                found.warn(path, "SELinux labels are not applied by berth; ignored")
+            }
+            Ok(SecurityOption::CredentialSpec(_)) => {
+                found.warn(path, "credential specs are for Windows containers; ignored")
+            }
+            Ok(_) => {}
+            Err(e) => found.error(path, e),
         }
     }
 }
