@@ -379,6 +379,18 @@ fn apparmor_enabled() -> bool {
         .is_ok_and(|v| v.trim_start().starts_with('Y'))
 }
 
+/// Waits until process `pid` runs under the test profile; panics after 10 s.
+fn wait_until_confined(pid: &str) {
+    berth_tests::wait_for(
+        &format!("pid {pid} under berth-test-confined"),
+        std::time::Duration::from_secs(10),
+        || {
+            let label = fs::read_to_string(format!("/proc/{pid}/attr/current")).ok()?;
+            (label.trim_end_matches('\0').trim() == "berth-test-confined (enforce)").then_some(())
+        },
+    );
+}
+
 /// A profile that allows everything but writes under /denied; loaded into the kernel by
 /// apparmor_parser for the life of the value.
 struct TestProfile {
@@ -464,11 +476,8 @@ fn an_apparmor_profile_confines_the_process_where_the_host_runs_apparmor() {
     let id = runtime.new_id("apparmor-exec");
     bundle.args(&["sleep", "30"]);
     let pid = runtime.create_and_start(&id, &bundle);
-    let label = fs::read_to_string(format!("/proc/{pid}/attr/current")).unwrap_or_default();
-    assert_eq!(
-        label.trim_end_matches('\0').trim(),
-        "berth-test-confined (enforce)"
-    );
+    // start returns before the init's execve, which is when the profile applies.
+    wait_until_confined(&pid.to_string());
     let exec = runtime
         .exec(&id, &["cat", "/proc/self/attr/current"])
         .ok("exec");
@@ -506,15 +515,7 @@ fn an_apparmor_profile_confines_the_process_where_the_host_runs_apparmor() {
         },
     );
     for pid in [init.to_string(), child] {
-        berth_tests::wait_for(
-            &format!("pid {pid} under berth-test-confined"),
-            std::time::Duration::from_secs(10),
-            || {
-                let label = fs::read_to_string(format!("/proc/{pid}/attr/current")).ok()?;
-                (label.trim_end_matches('\0').trim() == "berth-test-confined (enforce)")
-                    .then_some(())
-            },
-        );
+        wait_until_confined(&pid);
     }
     runtime.delete_force(&id).ok("delete --force");
     bundle.edit(|c| c["annotations"] = json!({}));
