@@ -220,6 +220,53 @@ fn containers_of_a_task_share_localhost_and_get_names_files() {
 }
 
 #[test]
+fn a_linked_container_is_reached_by_its_name_and_alias() {
+    let bridge = TestBridge::new();
+    let agent = start(&bridge);
+    // The linking container comes first in the definition: the link alone makes it
+    // start after the server, and only the link puts the server's names in its hosts.
+    let client = json!({
+        "name": "client",
+        "image": "busybox:latest",
+        "essential": true,
+        "memory": 32,
+        "links": ["server:backend", "server"],
+        "command": ["sh", "-c",
+            "for i in $(seq 50); do wget -q -O - http://backend:7000/ && break; sleep 0.1; done \
+             && wget -q -O - http://server:7000/ && grep -w backend /etc/hosts"],
+    });
+    let mut server = web("server", 7000, json!([]));
+    server["essential"] = json!(false);
+    let id = run(&agent, "linked", "bridge", vec![client, server]);
+    let task = agent.wait_status(&id, "STOPPED", TIMEOUT);
+    let log = log_text(&agent, &id, "client");
+    assert_eq!(container(&task, "client")["exitCode"], 0, "{task:#}\n{log}");
+    assert_eq!(log.matches("hello from server").count(), 2, "{log}");
+    assert!(log.contains("127.0.0.1\\tbackend server"), "{log}");
+    agent.assert_nothing_left(&id);
+
+    // Outside bridge mode, as in ECS, links are refused when the task is registered.
+    let vpc = agent.file(
+        "linked-vpc.json",
+        &json!({
+            "family": "linked-vpc",
+            "networkMode": "awsvpc",
+            "containerDefinitions": [
+                {"name": "a", "image": "busybox:latest", "memory": 32, "links": ["b"]},
+                {"name": "b", "image": "busybox:latest", "memory": 32},
+            ],
+        })
+        .to_string(),
+    );
+    agent
+        .berth([
+            std::ffi::OsStr::new("register-task-definition"),
+            vpc.as_os_str(),
+        ])
+        .assert_error_naming("containerDefinitions[0].links");
+}
+
+#[test]
 fn awsvpc_task_answers_on_its_own_address() {
     let bridge = TestBridge::new();
     let agent = start(&bridge);

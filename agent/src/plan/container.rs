@@ -18,7 +18,7 @@ use super::{
 use super::{ResolvedUser, capability_set, default_device_rules, default_seccomp, resolve_user};
 use crate::taskdef::names::ulimit;
 use crate::taskdef::units::parse_byte_size;
-use crate::taskdef::{ContainerDefinition, FieldError, NetworkMode, TaskDefinition};
+use crate::taskdef::{Condition, ContainerDefinition, FieldError, NetworkMode, TaskDefinition};
 
 pub(super) fn container_plan(
     def: &TaskDefinition,
@@ -140,11 +140,7 @@ pub(super) fn container_plan(
         name: c.name.clone(),
         image: c.image.clone(),
         essential: c.is_essential(),
-        depends_on: c
-            .depends_on
-            .iter()
-            .map(|d| (d.container_name.clone(), d.condition.clone()))
-            .collect(),
+        depends_on: depends_on(c),
         stop_timeout: c.stop_timeout.map_or(DEFAULT_STOP_TIMEOUT, seconds),
         start_timeout: c.start_timeout.map(seconds),
         log: log_options(c),
@@ -157,6 +153,22 @@ pub(super) fn container_plan(
         devices: devices::device_requests(c),
         spec,
     })
+}
+
+/// `dependsOn`, and START on each linked container that `dependsOn` does not name: as
+/// with Docker links, a container starts after the containers it links to.
+fn depends_on(c: &ContainerDefinition) -> Vec<(String, Condition)> {
+    let mut deps: Vec<(String, Condition)> = c
+        .depends_on
+        .iter()
+        .map(|d| (d.container_name.clone(), d.condition.clone()))
+        .collect();
+    for (name, _) in c.linked_containers() {
+        if !deps.iter().any(|(n, _)| n == name) {
+            deps.push((name.to_string(), Condition::Start));
+        }
+    }
+    deps
 }
 
 fn seconds(s: i64) -> Duration {

@@ -252,10 +252,16 @@ fn etc_files(
     task_dir: &Path,
     hostname: Option<&str>,
 ) -> Vec<(Mount, TaskFile)> {
+    // The task's containers share one network namespace, so a linked container is
+    // reached on loopback.
+    let links = c
+        .linked_containers()
+        .map(|(_, names)| format!("127.0.0.1\t{}\n", names.join(" ")));
     let extra: String = c
         .extra_hosts
         .iter()
         .map(|h| format!("{}\t{}\n", h.ip_address, h.hostname))
+        .chain(links)
         .collect();
     let host_network = def.network_mode() == NetworkMode::Host;
     let hostname_file = match hostname {

@@ -379,6 +379,40 @@ fn definition_hostname_extra_hosts_and_dns() {
 }
 
 #[test]
+fn links_name_the_linked_containers_on_loopback_and_start_after_them() {
+    let p = plan_with(|d| {
+        d["networkMode"] = json!("bridge");
+        d["containerDefinitions"] = json!([
+            {"name": "app", "image": "busybox", "memory": 64,
+             "links": ["db", "cache:redis"],
+             "dependsOn": [{"containerName": "db", "condition": "HEALTHY"}],
+             "extraHosts": [{"hostname": "api.internal", "ipAddress": "10.0.0.9"}]},
+            {"name": "db", "image": "busybox", "memory": 64,
+             "healthCheck": {"command": ["CMD", "true"]}},
+            {"name": "cache", "image": "busybox", "memory": 64}
+        ]);
+    });
+    let app = container(&p, "app");
+    assert_eq!(
+        app.files[1].content,
+        FileContent::Text(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t5f3c0e2a9b7d\n\
+             10.0.0.9\tapi.internal\n127.0.0.1\tdb\n127.0.0.1\tredis cache\n"
+                .into()
+        )
+    );
+    // The explicit condition on db stays; the link to cache adds START.
+    assert_eq!(
+        app.depends_on,
+        [
+            ("db".to_string(), Condition::Healthy),
+            ("cache".to_string(), Condition::Start)
+        ]
+    );
+    assert!(container(&p, "db").depends_on.is_empty());
+}
+
+#[test]
 fn host_mode_has_the_hosts_network_and_names() {
     let p = plan_with(|d| {
         d["containerDefinitions"][0]["extraHosts"] =

@@ -63,9 +63,9 @@ ecs_enum! {
         None = "none",
         /// The host's network namespace.
         Host = "host",
-        /// Parsed, refused by `validate` until berth has bridges.
+        /// A namespace of the task's own on the host bridge, reached through port mappings.
         Bridge = "bridge",
-        /// Parsed, refused by `validate` until berth has per-task interfaces.
+        /// A namespace of the task's own with an address of its own on the host bridge.
         Awsvpc = "awsvpc",
     }
 }
@@ -335,9 +335,10 @@ pub struct ContainerDefinition {
     /// Not supported; `validate` warns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Value>,
-    /// Not supported; `validate` warns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub links: Option<Value>,
+    /// Other containers of the task, `name` or `name:alias`, that this one reaches by
+    /// those names (bridge mode); it starts once they have started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
     /// Not supported; `validate` warns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository_credentials: Option<Value>,
@@ -372,6 +373,16 @@ impl ContainerDefinition {
     /// ECS's default: a container is essential unless it says otherwise.
     pub fn is_essential(&self) -> bool {
         self.essential.unwrap_or(true)
+    }
+
+    /// The containers `links` names, each with the names it answers to here: the
+    /// alias first where one is given, as Docker writes a link into /etc/hosts.
+    pub fn linked_containers(&self) -> impl Iterator<Item = (&str, Vec<&str>)> + '_ {
+        self.links.iter().map(|link| match link.split_once(':') {
+            Some((name, alias)) if alias != name => (name, vec![alias, name]),
+            Some((name, _)) => (name, vec![name]),
+            None => (link.as_str(), vec![link.as_str()]),
+        })
     }
 
     /// Whether `privileged` is set.

@@ -519,6 +519,82 @@ fn depends_on_rules() {
 }
 
 #[test]
+fn links_are_checked_as_ecs_checks_them() {
+    let three = |d: &mut Value, mode: &str| {
+        d["networkMode"] = json!(mode);
+        d["containerDefinitions"] = json!([
+            {"name": "app", "image": "i", "memory": 64},
+            {"name": "db", "image": "i", "memory": 64},
+            {"name": "off", "image": "i", "memory": 64, "disableNetworking": true}
+        ]);
+    };
+    let errors = errors_with(|d| {
+        three(d, "bridge");
+        d["containerDefinitions"][0]["links"] =
+            json!(["db", "db:database", "web", "app", "db:my.db", "", "off"]);
+    });
+    assert_eq!(
+        errors,
+        [
+            "containerDefinitions[0].links[2]: \"web\" is not a container of the task",
+            "containerDefinitions[0].links[3]: a container cannot link to itself",
+            "containerDefinitions[0].links[4]: \"db:my.db\": \"my.db\" must be 1 to 255 letters, digits, hyphens and underscores",
+            "containerDefinitions[0].links[5]: \"\": \"\" must be 1 to 255 letters, digits, hyphens and underscores",
+            "containerDefinitions[0].links[6]: container \"off\" has networking disabled and cannot be reached",
+        ]
+    );
+    for mode in ["awsvpc", "host", "none"] {
+        let errors = errors_with(|d| {
+            three(d, mode);
+            d["containerDefinitions"]
+                .as_array_mut()
+                .unwrap()
+                .truncate(2);
+            d["containerDefinitions"][0]["links"] = json!(["db"]);
+        });
+        assert_eq!(
+            errors,
+            [format!(
+                "containerDefinitions[0].links: only supported in networkMode bridge, not {mode}"
+            )]
+        );
+    }
+    let errors = errors_with(|d| {
+        three(d, "bridge");
+        d["containerDefinitions"][2]["links"] = json!(["db"]);
+    });
+    assert_eq!(
+        errors,
+        [
+            "containerDefinitions[2].links: a container without networking cannot reach linked containers"
+        ]
+    );
+    // Without networkMode the task is in bridge mode, where links are supported.
+    let mut doc = minimal();
+    doc.as_object_mut().unwrap().remove("networkMode");
+    doc["containerDefinitions"] = json!([
+        {"name": "app", "image": "i", "memory": 64, "links": ["db:database"]},
+        {"name": "db", "image": "i", "memory": 64}
+    ]);
+    assert!(warnings_of(&doc).is_empty(), "{:?}", warnings_of(&doc));
+}
+
+#[test]
+fn a_cycle_through_links_names_the_links() {
+    let errors = errors_with(|d| {
+        d["networkMode"] = json!("bridge");
+        d["containerDefinitions"] = json!([
+            {"name": "a", "image": "i", "memory": 64, "links": ["b:bee"]},
+            {"name": "b", "image": "i", "memory": 64, "dependsOn": [{"containerName": "a", "condition": "START"}]}
+        ]);
+    });
+    assert_eq!(
+        errors,
+        ["containerDefinitions[0].links: dependency cycle a -> b -> a"]
+    );
+}
+
+#[test]
 fn dependency_cycles_are_named() {
     let errors = errors_with(|d| {
         d["containerDefinitions"] = json!([

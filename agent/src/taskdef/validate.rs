@@ -291,6 +291,7 @@ fn container(def: &TaskDefinition, i: usize, c: &ContainerDefinition, found: &mu
     port_mappings(def, i, &p, c, found);
     mounts(def, i, &p, c, found);
     dependencies(def, i, &p, c, found);
+    links(def, i, &p, c, found);
 
     if let Some(t) = c.stop_timeout {
         if !(0..=MAX_STOP_TIMEOUT).contains(&t) {
@@ -348,7 +349,6 @@ fn container(def: &TaskDefinition, i: usize, c: &ContainerDefinition, found: &mu
 
     let unsupported = [
         (given(&c.secrets), "secrets"),
-        (given(&c.links), "links"),
         (given(&c.repository_credentials), "repositoryCredentials"),
         (given(&c.resource_requirements), "resourceRequirements"),
         (given(&c.firelens_configuration), "firelensConfiguration"),
@@ -626,6 +626,56 @@ fn dependencies(
     }
 }
 
+/// `links`, as ECS checks them: bridge mode only, each `name` or `name:alias` with
+/// names of up to 255 letters, digits, hyphens and underscores, naming another container.
+fn links(def: &TaskDefinition, i: usize, p: &str, c: &ContainerDefinition, found: &mut Findings) {
+    if c.links.is_empty() {
+        return;
+    }
+    let mode = def.network_mode();
+    if mode != NetworkMode::Bridge {
+        found.error(
+            format!("{p}.links"),
+            format!("only supported in networkMode bridge, not {mode}"),
+        );
+        return;
+    }
+    if c.disable_networking == Some(true) {
+        found.error(
+            format!("{p}.links"),
+            "a container without networking cannot reach linked containers",
+        );
+    }
+    for (j, (link, (name, names))) in c.links.iter().zip(c.linked_containers()).enumerate() {
+        let lp = format!("{p}.links[{j}]");
+        if let Some(bad) = names.iter().find(|n| !is_link_name(n)) {
+            found.error(
+                lp,
+                format!(
+                    "{link:?}: {bad:?} must be 1 to 255 letters, digits, hyphens and underscores"
+                ),
+            );
+            continue;
+        }
+        match def.container(name) {
+            None => found.error(lp, format!("{name:?} is not a container of the task")),
+            Some((k, _)) if k == i => found.error(lp, "a container cannot link to itself"),
+            Some((_, target)) if target.disable_networking == Some(true) => found.error(
+                lp,
+                format!("container {name:?} has networking disabled and cannot be reached"),
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+fn is_link_name(name: &str) -> bool {
+    (1..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 fn has_health_check(c: &ContainerDefinition) -> bool {
     c.health_check
         .as_ref()
@@ -652,14 +702,20 @@ fn dependency_cycles(def: &TaskDefinition, found: &mut Findings) {
         Done,
     }
     let containers = &def.container_definitions;
-    let edges: Vec<Vec<usize>> = containers
+    // A link is a dependency too: the linking container starts after the linked one.
+    let edges: Vec<Vec<(usize, &str)>> = containers
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            c.depends_on
+            let depends = c
+                .depends_on
                 .iter()
-                .filter_map(|d| def.container(&d.container_name).map(|(k, _)| k))
-                .filter(|&k| k != i)
+                .map(|d| (d.container_name.as_str(), "dependsOn"));
+            let links = c.linked_containers().map(|(name, _)| (name, "links"));
+            depends
+                .chain(links)
+                .filter_map(|(name, field)| def.container(name).map(|(k, _)| (k, field)))
+                .filter(|&(k, _)| k != i)
                 .collect()
         })
         .collect();
@@ -672,7 +728,7 @@ fn dependency_cycles(def: &TaskDefinition, found: &mut Findings) {
         let mut path: Vec<(usize, usize)> = vec![(start, 0)];
         marks[start] = Mark::OnPath;
         while let Some(&mut (node, ref mut next)) = path.last_mut() {
-            let Some(&to) = edges[node].get(*next) else {
+            let Some(&(to, _)) = edges[node].get(*next) else {
                 marks[node] = Mark::Done;
                 path.pop();
                 continue;
@@ -695,8 +751,12 @@ fn dependency_cycles(def: &TaskDefinition, found: &mut Findings) {
                     let mut names: Vec<&str> =
                         cycle.iter().map(|&n| containers[n].name.as_str()).collect();
                     names.push(names[0]);
+                    let field = edges[cycle[0]]
+                        .iter()
+                        .find(|&&(k, _)| k == cycle[1 % cycle.len()])
+                        .map_or("dependsOn", |&(_, field)| field);
                     found.error(
-                        format!("containerDefinitions[{}].dependsOn", cycle[0]),
+                        format!("containerDefinitions[{}].{field}", cycle[0]),
                         format!("dependency cycle {}", names.join(" -> ")),
                     );
                 }
