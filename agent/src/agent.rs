@@ -552,6 +552,7 @@ impl Agent {
                 layers: layers.get(&c.name).cloned().unwrap_or_default(),
                 log_max_size: c.log.max_size_bytes,
                 log_max_files: c.log.max_files,
+                interactive: c.interactive,
                 spec: c.spec,
             });
         }

@@ -807,6 +807,72 @@ fn a_container_with_networking_disabled_has_only_loopback() {
     );
 }
 
+#[test]
+fn pseudo_terminal_and_interactive_give_a_pty_and_an_open_stdin_as_docker_does() {
+    let agent = Agent::start();
+    // cat of stdin for at most 1 s: 0 at end of file (stdin on /dev/null), 143 when
+    // the timeout ends it on a stdin that stays open.
+    let wait = "timeout 1 cat; echo cat=$?";
+    let report = format!("readlink /proc/self/fd/0; {wait}");
+    let mut tty = sh(
+        "tty",
+        &format!(
+            "tty; [ -t 1 ] && echo stdout-is-a-tty; echo to-stderr >&2; echo TERM=$TERM; {wait}"
+        ),
+    );
+    tty["pseudoTerminal"] = json!(true);
+    let mut open = sh("open", &report);
+    open["interactive"] = json!(true);
+    let closed = sh("closed", &report);
+    let mut containers = vec![tty, open, closed];
+    for c in &mut containers {
+        c["essential"] = json!(false);
+    }
+    let mut main = sh("main", "true");
+    main["dependsOn"] = json!(
+        ["tty", "open", "closed"]
+            .map(|name| json!({"containerName": name, "condition": "COMPLETE"}))
+    );
+    containers.push(main);
+    agent.register(&host_task("terminals", containers));
+    let id = agent.run_task("terminals");
+    let task = agent.wait_status(&id, "STOPPED", TIMEOUT);
+    assert_eq!(container(&task, "main")["exitCode"], 0, "{task:#}");
+
+    let log = |name: &str| {
+        agent
+            .berth(["logs", &id, "--container", name])
+            .ok("logs")
+            .stdout
+    };
+    let tty = log("tty");
+    let lines: Vec<&str> = tty.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert!(lines[0].starts_with("/dev/pts/"), "{tty:?}");
+    assert_eq!(
+        lines[1..4],
+        ["stdout-is-a-tty", "to-stderr", "TERM=xterm"],
+        "{tty:?}"
+    );
+    assert_eq!(
+        lines.last(),
+        Some(&"cat=143"),
+        "the pty stays open: {tty:?}"
+    );
+    // On a pty, stderr is the terminal too: Docker logs it all as stdout.
+    let file = std::fs::read_to_string(agent.log_path(&id, "tty")).expect("the tty's log");
+    assert!(!file.contains("\"stderr\""), "{file}");
+
+    let open = log("open");
+    assert!(open.starts_with("pipe:["), "stdin is a pipe: {open:?}");
+    assert!(open.ends_with("cat=143\n"), "stdin stays open: {open:?}");
+    let closed = log("closed");
+    assert!(closed.starts_with("/dev/null"), "{closed:?}");
+    assert!(
+        closed.ends_with("cat=0\n"),
+        "end of file at once: {closed:?}"
+    );
+}
+
 // ---- the agent's restart ----
 
 #[test]

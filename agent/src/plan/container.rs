@@ -70,7 +70,8 @@ pub(super) fn container_plan(
 
     let caps = capability_set(c);
     let mut process = Process::default();
-    process.set_terminal(Some(false));
+    let terminal = c.pseudo_terminal == Some(true);
+    process.set_terminal(Some(terminal));
     process.set_console_size(None);
     process.set_user(oci_user(&user));
     process.set_args(Some(args));
@@ -80,6 +81,7 @@ pub(super) fn container_plan(
         &c.environment,
         hostname.as_deref(),
         &user.home,
+        terminal,
     )));
     process.set_cwd(PathBuf::from(process::working_dir(c, &input.image)));
     process.set_capabilities(Some(capabilities::linux_capabilities(&caps)));
@@ -148,6 +150,7 @@ pub(super) fn container_plan(
         restart: restart(c),
         shares_task_namespaces,
         init: c.init_process_enabled(),
+        interactive: c.interactive == Some(true),
         port_mappings: c.port_mappings.clone(),
         files,
         devices: devices::device_requests(c),

@@ -138,6 +138,8 @@ pub struct ContainerPlan {
     pub shares_task_namespaces: bool,
     /// Run the process under a small init (`initProcessEnabled`).
     pub init: bool,
+    /// Keep the process's stdin open (`interactive`); its pty is `spec.process.terminal`.
+    pub interactive: bool,
     /// Recorded for the API; nothing to set up in host and none modes.
     pub port_mappings: Vec<PortMapping>,
     /// Files to write under the task directory before start.

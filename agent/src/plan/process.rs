@@ -45,20 +45,24 @@ pub fn command_line(def: &ContainerDefinition, image: &ImageConfig) -> Vec<Strin
 }
 
 /// The process environment, later sources winning by name: PATH (Docker's default,
-/// when nothing else sets it) and HOSTNAME, then the image's Env, the environment
-/// files in order, and the definition's `environment`; HOME from /etc/passwd last,
-/// when nothing set it.
+/// when nothing else sets it), HOSTNAME and, on a pty, TERM=xterm (as Docker sets it),
+/// then the image's Env, the environment files in order, and the definition's
+/// `environment`; HOME from /etc/passwd last, when nothing set it.
 pub fn environment(
     image_env: &[String],
     files: &[(String, String)],
     def_env: &[KeyValuePair],
     hostname: Option<&str>,
     home: &str,
+    terminal: bool,
 ) -> Vec<String> {
     let mut env = Environment::default();
     env.set("PATH", DEFAULT_PATH);
     if let Some(h) = hostname {
         env.set("HOSTNAME", h);
+    }
+    if terminal {
+        env.set("TERM", "xterm");
     }
     for entry in image_env {
         let (k, v) = entry.split_once('=').unwrap_or((entry, ""));
@@ -198,6 +202,7 @@ mod tests {
             ],
             Some("0123456789ab"),
             "/root",
+            false,
         );
         assert_eq!(
             env,
@@ -215,11 +220,24 @@ mod tests {
 
     #[test]
     fn defaults_for_path_and_home_without_hostname_in_host_mode() {
-        let env = environment(&[], &[], &[], None, "/");
+        let env = environment(&[], &[], &[], None, "/", false);
         assert_eq!(env, [format!("PATH={DEFAULT_PATH}"), "HOME=/".to_string()]);
-        let env = environment(&strings(&["HOME=/data"]), &[], &[], None, "/root");
+        let env = environment(&strings(&["HOME=/data"]), &[], &[], None, "/root", false);
         assert!(env.contains(&"HOME=/data".to_string()));
         assert!(!env.contains(&"HOME=/root".to_string()));
+    }
+
+    #[test]
+    fn a_pty_gets_term_xterm_unless_the_image_or_definition_says_otherwise() {
+        let env = environment(&[], &[], &[], None, "/", true);
+        assert!(env.contains(&"TERM=xterm".to_string()), "{env:?}");
+        let env = environment(&strings(&["TERM=vt100"]), &[], &[], None, "/", true);
+        assert!(env.contains(&"TERM=vt100".to_string()), "{env:?}");
+        let def_term = [KeyValuePair::new("TERM", "dumb")];
+        let env = environment(&[], &[], &def_term, None, "/", true);
+        assert!(env.contains(&"TERM=dumb".to_string()), "{env:?}");
+        let env = environment(&[], &[], &[], None, "/", false);
+        assert!(!env.iter().any(|e| e.starts_with("TERM=")), "{env:?}");
     }
 
     #[test]

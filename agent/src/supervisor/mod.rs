@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use berth_runtime::cgroups::{Cgroup, Host};
 use berth_runtime::container::ExecOptions;
 use berth_runtime::container::state::{now_rfc3339, write_atomic, write_volatile};
+use berth_runtime::process::terminal::ConsoleListener;
 use berth_runtime::{Container, CreateOptions};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::SignalFd;
@@ -52,8 +53,11 @@ struct Member {
     container: Option<Container>,
     pid: Option<i32>,
     exit_code: Option<i32>,
-    /// stdout and stderr read ends, until they reach end of file.
+    /// stdout and stderr read ends, until they reach end of file; on a pty, its master
+    /// is the one stream (stdout).
     streams: [Option<OwnedFd>; 2],
+    /// The write end of an `interactive` container's stdin, held open and never written.
+    stdin: Option<OwnedFd>,
     log: Option<LogFile>,
     /// When SIGKILL follows the SIGTERM of a stop.
     kill_at: Option<Instant>,
@@ -155,6 +159,7 @@ impl Supervisor {
                 pid: None,
                 exit_code: None,
                 streams: [None, None],
+                stdin: None,
                 log: None,
                 kill_at: None,
                 health: ContainerHealth::default(),
@@ -523,28 +528,60 @@ impl Supervisor {
         )
         .map_err(|e| format!("open {}: {e}", log_path.display()))?;
 
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
         let id = self.members[i].status.runtime_id.clone();
-        let opts = CreateOptions {
+        let mut opts = CreateOptions {
             id: id.clone(),
             bundle: bundle.clone(),
             ..Default::default()
         };
-        // The init inherits this process's stdio: point it at the log pipes for the clone.
-        let created = with_stdio(&out_w, &err_w, || {
-            Container::create(&self.task.runtime_root, &opts)
-        });
-        drop(out_w);
-        drop(err_w);
-        let container = created.map_err(|e| e.to_string())?;
+        let root = &self.task.runtime_root;
+        let console = if self.members[i].spec.on_terminal() {
+            std::fs::create_dir_all(root).map_err(|e| format!("create {}: {e}", root.display()))?;
+            let path = root.join(format!(".console-{}-{i}", std::process::id()));
+            let listener = ConsoleListener::bind(&path)
+                .map_err(|e| format!("bind {}: {e}", path.display()))?;
+            opts.console_socket = Some(path);
+            Some(listener)
+        } else {
+            None
+        };
+        let (container, stdin, streams) = match console {
+            // The init's stdio becomes the pty's slave; its master comes back on the
+            // console socket while the container is created.
+            Some(listener) => {
+                let null = dev_null().ok_or("open /dev/null")?;
+                let container = with_stdio(None, &null, &null, || Container::create(root, &opts))
+                    .map_err(|e| e.to_string())?;
+                let master = listener.receive().map_err(|e| {
+                    let _ = container.delete(true);
+                    format!("receive the container's pty: {e}")
+                })?;
+                (container, None, [Some(master), None])
+            }
+            None => {
+                let (out_r, out_w) = pipe()?;
+                let (err_r, err_w) = pipe()?;
+                let (stdin_r, stdin_w) = match self.members[i].spec.interactive {
+                    true => pipe().map(|(r, w)| (Some(r), Some(w)))?,
+                    false => (None, None),
+                };
+                // The init inherits this process's stdio: point it at the pipes for the
+                // clone.
+                let created = with_stdio(stdin_r.as_ref(), &out_w, &err_w, || {
+                    Container::create(root, &opts)
+                });
+                let container = created.map_err(|e| e.to_string())?;
+                (container, stdin_w, [Some(out_r), Some(err_r)])
+            }
+        };
         container.start().map_err(|e| e.to_string())?;
         let now = now_rfc3339();
         let m = &mut self.members[i];
         m.pid = Some(container.saved.pid);
         m.container = Some(container);
         m.phase = Phase::Running;
-        m.streams = [Some(out_r), Some(err_r)];
+        m.streams = streams;
+        m.stdin = stdin;
         m.log = Some(log);
         m.status.last_status = "RUNNING".into();
         m.status.pid = m.pid;
@@ -591,7 +628,7 @@ impl Supervisor {
             };
             // The check's output is not kept: its exit code is the verdict.
             let spawned = match dev_null() {
-                Some(null) => with_stdio(&null, &null, || container.spawn_exec(&opts)),
+                Some(null) => with_stdio(None, &null, &null, || container.spawn_exec(&opts)),
                 None => container.spawn_exec(&opts),
             };
             match spawned {
@@ -684,7 +721,15 @@ impl Supervisor {
                     }
                 }
                 Err(nix::Error::EINTR) => continue,
-                Err(_) => return,
+                Err(nix::Error::EAGAIN) => return,
+                // A pty's master reads EIO once the container's side is closed: the end.
+                Err(_) => {
+                    if let Some(log) = &mut m.log {
+                        let _ = log.flush_partial(s, &now_rfc3339());
+                    }
+                    m.streams[s] = None;
+                    return;
+                }
             }
         }
     }
@@ -752,6 +797,7 @@ impl Supervisor {
         if let Some(c) = m.container.take() {
             let _ = c.delete(true);
         }
+        m.stdin = None;
         for s in 0..2 {
             self.drain(i, s, true);
         }
@@ -1010,18 +1056,29 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
-/// Runs `f` with fd 0 on /dev/null and fds 1 and 2 on the given pipes, then puts the
-/// supervisor's own stdio back.
-fn with_stdio<T>(out: &OwnedFd, err: &OwnedFd, f: impl FnOnce() -> T) -> T {
+/// Runs `f` with fd 0 on `stdin` (else /dev/null) and fds 1 and 2 on the given pipes,
+/// then puts the supervisor's own stdio back.
+fn with_stdio<T>(
+    stdin: Option<&OwnedFd>,
+    out: &OwnedFd,
+    err: &OwnedFd,
+    f: impl FnOnce() -> T,
+) -> T {
     let saved: Vec<i32> = (0..3)
         // SAFETY: dup(2) of the standard descriptors.
         .map(|fd| unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) })
         .collect();
-    let null = std::fs::File::open("/dev/null").ok();
+    let null = match stdin {
+        Some(_) => None,
+        None => std::fs::File::open("/dev/null").ok(),
+    };
+    let input = stdin
+        .map(|fd| fd.as_raw_fd())
+        .or(null.as_ref().map(|n| n.as_raw_fd()));
     // SAFETY: dup2 onto this process's stdio; the originals are saved above.
     unsafe {
-        if let Some(n) = &null {
-            libc::dup2(n.as_raw_fd(), 0);
+        if let Some(fd) = input {
+            libc::dup2(fd, 0);
         }
         libc::dup2(out.as_raw_fd(), 1);
         libc::dup2(err.as_raw_fd(), 2);

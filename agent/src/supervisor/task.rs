@@ -60,6 +60,9 @@ pub struct ContainerSpec {
     pub layers: Vec<PathBuf>,
     pub log_max_size: Option<u64>,
     pub log_max_files: u32,
+    /// stdin is a pipe the supervisor holds open (`interactive`), not /dev/null.
+    #[serde(default)]
+    pub interactive: bool,
     pub spec: Spec,
 }
 
@@ -109,6 +112,15 @@ pub struct Dependency {
 }
 
 impl ContainerSpec {
+    /// Whether the process runs on a pty (`pseudoTerminal`).
+    pub fn on_terminal(&self) -> bool {
+        self.spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false)
+    }
+
     pub fn stop_timeout(&self) -> Duration {
         Duration::from_secs(self.stop_timeout_secs)
     }

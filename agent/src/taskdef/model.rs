@@ -358,12 +358,14 @@ pub struct ContainerDefinition {
     /// The container gets a network namespace of its own with only loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_networking: Option<bool>,
-    /// Not supported; `validate` warns.
+    /// Keep stdin open, as `docker run -i` does: the process reads from a pipe that
+    /// stays open and empty, instead of /dev/null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interactive: Option<Value>,
-    /// Not supported; `validate` warns.
+    pub interactive: Option<bool>,
+    /// Run on a pty, as `docker run -t` does: stdout and stderr are the terminal's
+    /// output, logged as stdout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pseudo_terminal: Option<Value>,
+    pub pseudo_terminal: Option<bool>,
     /// Restarts of this container in place when it exits, without replacing the task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<RestartPolicy>,

@@ -352,8 +352,6 @@ fn container(def: &TaskDefinition, i: usize, c: &ContainerDefinition, found: &mu
         (given(&c.repository_credentials), "repositoryCredentials"),
         (given(&c.resource_requirements), "resourceRequirements"),
         (given(&c.firelens_configuration), "firelensConfiguration"),
-        (given(&c.interactive), "interactive"),
-        (given(&c.pseudo_terminal), "pseudoTerminal"),
     ];
     for (present, field) in unsupported {
         found.ignored(present, format!("{p}.{field}"));
