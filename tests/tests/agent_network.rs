@@ -223,8 +223,8 @@ fn containers_of_a_task_share_localhost_and_get_names_files() {
 fn a_linked_container_is_reached_by_its_name_and_alias() {
     let bridge = TestBridge::new();
     let agent = start(&bridge);
-    // The linking container comes first in the definition: the link alone makes it
-    // start after the server, and only the link puts the server's names in its hosts.
+    // Only the link puts the server's names in the client's /etc/hosts. (The start
+    // order it implies is the plan's: its unit test checks it.)
     let client = json!({
         "name": "client",
         "image": "busybox:latest",
