@@ -233,6 +233,35 @@ impl ContainerCgroup {
         self.number(&path)
     }
 
+    /// The process limit: `pids.max`, None for "max".
+    #[track_caller]
+    pub fn pids_max(&self) -> Option<u64> {
+        let path = self.file("pids", "pids.max", "pids.max");
+        let text = self.read(&path);
+        (text.trim() != "max").then(|| self.number(&path))
+    }
+
+    /// The CFS quota and period in microseconds: v1 `cpu.cfs_quota_us` and
+    /// `cpu.cfs_period_us`, or v2 `cpu.max`; a quota of None is no limit.
+    #[track_caller]
+    pub fn cpu_max(&self) -> (Option<u64>, u64) {
+        if let Some(dir) = self.v1_dir("cpu") {
+            let quota = self.read(&dir.join("cpu.cfs_quota_us"));
+            let period = self.number(&dir.join("cpu.cfs_period_us"));
+            return (quota.trim().parse().ok(), period);
+        }
+        let path = self.file("cpu", "cpu.max", "cpu.max");
+        let text = self.read(&path);
+        let (quota, period) = text
+            .trim()
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("{}: {text:?}", path.display()));
+        let period = period
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {e}: {text:?}", path.display()));
+        (quota.parse().ok(), period)
+    }
+
     /// Processes and threads in the cgroup: `pids.current`.
     #[track_caller]
     pub fn pids_current(&self) -> u64 {

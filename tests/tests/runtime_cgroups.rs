@@ -88,3 +88,92 @@ fn a_pids_limit_stops_a_fork_storm() {
         "the failed forks should be reported: {out:#?}"
     );
 }
+
+#[test]
+fn update_changes_the_limits_of_a_running_container() {
+    const MIB: u64 = 1024 * 1024;
+    let mut bundle = Bundle::new("update");
+    bundle
+        .resources(json!({
+            "memory": {"limit": 64 * MIB},
+            "cpu": {"quota": 50000, "period": 100000},
+            "pids": {"limit": 32}
+        }))
+        .sh("sleep 60");
+    let runtime = Runtime::new();
+    let id = runtime.new_id("update");
+    let pid = runtime.create_and_start(&id, &bundle);
+    let cgroup = ContainerCgroup::of_pid(pid);
+    assert_eq!(cgroup.memory_limit(), 64 * MIB);
+
+    // runc's flags, sizes in its forms.
+    runtime
+        .cmd([
+            "update",
+            "--memory",
+            "128m",
+            "--cpu-quota",
+            "25000",
+            "--pids-limit",
+            "64",
+            &id,
+        ])
+        .ok("update with flags");
+    assert_eq!(cgroup.memory_limit(), 128 * MIB);
+    assert_eq!(cgroup.cpu_max(), (Some(25000), 100000));
+    assert_eq!(cgroup.pids_max(), Some(64));
+
+    // What containerd's shim sends: linux.resources on stdin. Fields it leaves out keep
+    // their values.
+    let mut update = runtime.command(["update", "--resources", "-", &id]);
+    let mut child = update
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn update");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(br#"{"pids": {"limit": 16}, "cpu": {"period": 200000}}"#)
+            .expect("write resources");
+    }
+    let out = berth_tests::runtime::Output::from_std(child.wait_with_output().expect("wait"));
+    out.ok("update --resources -");
+    assert_eq!(cgroup.pids_max(), Some(16));
+    assert_eq!(cgroup.cpu_max(), (Some(25000), 200000));
+    assert_eq!(cgroup.memory_limit(), 128 * MIB);
+
+    // Bad input names the flag or the container and changes nothing.
+    runtime
+        .cmd(["update", "--memory", "lots", &id])
+        .assert_error_naming("--memory");
+    runtime
+        .cmd(["update", "--pids-limit", "8", "no-such-container"])
+        .assert_error_naming("no-such-container");
+    assert_eq!(cgroup.pids_max(), Some(16));
+    assert_eq!(cgroup.memory_limit(), 128 * MIB);
+    // The cpu section is written before the memory one fails: it is put back.
+    runtime
+        .cmd([
+            "update",
+            "--cpu-quota",
+            "10000",
+            "--memory",
+            "64m",
+            "--memory-swap",
+            "32m",
+            &id,
+        ])
+        .assert_error_naming("memory.swap");
+    assert_eq!(cgroup.cpu_max(), (Some(25000), 200000));
+    assert_eq!(cgroup.memory_limit(), 128 * MIB);
+
+    runtime.kill(&id, "KILL").ok("kill");
+    runtime.wait_status(&id, "stopped", WAIT);
+    runtime
+        .cmd(["update", "--pids-limit", "8", &id])
+        .assert_error_naming(&id);
+    runtime.delete(&id).ok("delete");
+}

@@ -13,6 +13,7 @@ mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use std::path::PathBuf;
 
@@ -76,6 +77,8 @@ pub enum Command {
     Ps(ps::Args),
     /// Write a default config.json
     Spec(spec::Args),
+    /// Change the resource limits of a container while it runs
+    Update(update::Args),
     /// Print the runtime's features as JSON
     Features,
 }
@@ -101,6 +104,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::List(a) => list::run(root, a),
         Command::Ps(a) => ps::run(root, a),
         Command::Spec(a) => spec::run(a),
+        Command::Update(a) => update::run(root, a),
         Command::Features => features::run(),
     }
 }

@@ -1,5 +1,5 @@
 //! Container lifecycle as the OCI runtime spec defines it: create, start, state, kill,
-//! delete, plus exec, pause and resume. Each operation lives in its own file.
+//! delete, plus exec, pause, resume and update. Each operation lives in its own file.
 
 mod create;
 mod delete;
@@ -9,6 +9,7 @@ mod kill;
 mod pause;
 mod start;
 pub mod state;
+mod update;
 
 use std::path::{Path, PathBuf};
 
@@ -82,6 +83,13 @@ impl Container {
             Some(cg) => Ok(cg.pids()?),
             None => Ok(vec![self.saved.pid]),
         }
+    }
+
+    fn cgroup_or_err(&self) -> Result<&crate::cgroups::Cgroup> {
+        self.saved
+            .cgroup
+            .as_ref()
+            .ok_or_else(|| Error::Init(format!("container {:?} has no cgroup", self.saved.id)))
     }
 
     fn require(&self, ok: &[Status], op: &'static str) -> Result<Status> {

@@ -1,7 +1,7 @@
 //! pause and resume: the container's cgroup frozen and thawed.
 
 use super::{Container, Status};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl Container {
     pub fn pause(&self) -> Result<()> {
@@ -14,12 +14,5 @@ impl Container {
         self.require(&[Status::Paused], "resume")?;
         self.cgroup_or_err()?.thaw()?;
         Ok(())
-    }
-
-    fn cgroup_or_err(&self) -> Result<&crate::cgroups::Cgroup> {
-        self.saved
-            .cgroup
-            .as_ref()
-            .ok_or_else(|| Error::Init(format!("container {:?} has no cgroup", self.saved.id)))
     }
 }
