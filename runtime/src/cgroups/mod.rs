@@ -113,6 +113,12 @@ impl Cgroup {
     /// Makes the cgroup's directories, and its ancestors', ready for processes: on v1 an
     /// empty cpuset is filled from its parent, on v2 the ancestors enable the controllers.
     pub fn create(&self) -> Result<(), CgroupError> {
+        self.create_v1()?;
+        self.create_unified()
+    }
+
+    /// The directories in the v1 hierarchies only (none on a pure v2 host).
+    pub fn create_v1(&self) -> Result<(), CgroupError> {
         for (controller, dir) in &self.v1 {
             if *controller == "cpuset" {
                 create_cpuset(dir)?;
@@ -123,6 +129,12 @@ impl Cgroup {
                 })?;
             }
         }
+        Ok(())
+    }
+
+    /// The cgroup2 directory only: the whole cgroup on v2, the process-tracking twin on
+    /// hybrid hosts, nothing on v1.
+    pub fn create_unified(&self) -> Result<(), CgroupError> {
         match &self.unified {
             Some(dir) if self.mode == Mode::V2 => create_v2(dir),
             Some(dir) => fs::create_dir_all(&dir.path).map_err(|source| CgroupError::Create {
@@ -206,6 +218,13 @@ impl Cgroup {
     /// briefly. Directories already gone are fine.
     pub fn remove(&self) -> Result<(), CgroupError> {
         for dir in self.paths() {
+            // Most cgroups have no children and no processes left: one rmdir, without
+            // reading the directory first.
+            match fs::remove_dir(&dir) {
+                Ok(()) => continue,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(_) => {}
+            }
             for path in tree(&dir)?.iter().rev() {
                 remove_dir(path)?;
             }
