@@ -36,7 +36,7 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
     } else {
         None
     };
-    let c = Container::create(root, &opts)?;
+    let c = Container::create_with_spec(root, &opts, bundle_spec)?;
     // Signals a terminal or a supervisor sends to `run` are meant for the container.
     forward_signals(
         c.saved.pid,

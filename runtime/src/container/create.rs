@@ -46,7 +46,20 @@ impl Container {
         validate_id(&opts.id)?;
         let bundle = std::fs::canonicalize(&opts.bundle)
             .map_err(|e| Error::io("bundle", &opts.bundle, e))?;
-        let mut spec = load_spec(&bundle)?;
+        let spec = load_spec(&bundle)?;
+        Container::create_with_spec(root, opts, spec)
+    }
+
+    /// `create` with the bundle's config.json already read (by `run`, which looks at it
+    /// first).
+    pub fn create_with_spec(
+        root: &Path,
+        opts: &CreateOptions,
+        mut spec: Spec,
+    ) -> Result<Container> {
+        validate_id(&opts.id)?;
+        let bundle = std::fs::canonicalize(&opts.bundle)
+            .map_err(|e| Error::io("bundle", &opts.bundle, e))?;
         let rootfs = rootfs_of(&spec, &bundle)?;
         let process = spec
             .process()
