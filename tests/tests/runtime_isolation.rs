@@ -533,3 +533,105 @@ fn an_apparmor_profile_confines_the_process_where_the_host_runs_apparmor() {
     );
     runtime.assert_nothing_left(&id);
 }
+
+/// A new user namespace with `uidMappings`/`gidMappings`: the process is root inside and
+/// the mapped ids outside, sees the rootfs (owned by the mapped ids) as root's, and writes
+/// files the host sees as the mapped owner.
+#[test]
+fn a_user_namespace_maps_the_containers_root_to_the_mapped_host_ids() {
+    const HOST_ID: u32 = 100_000;
+    let out_dir = tempfile::tempdir().expect("create a temporary directory");
+    let mut bundle = Bundle::new("userns");
+    let chown = std::process::Command::new("chown")
+        .args(["-R", &format!("{HOST_ID}:{HOST_ID}")])
+        .arg(bundle.rootfs())
+        .arg(out_dir.path())
+        .status()
+        .expect("spawn chown");
+    assert!(chown.success(), "chown the rootfs: {chown}");
+    let maps = json!([{ "containerID": 0, "hostID": HOST_ID, "size": 65536 }]);
+    bundle
+        .namespace("user", None)
+        .edit(|c| {
+            c["linux"]["uidMappings"] = maps.clone();
+            c["linux"]["gidMappings"] = maps.clone();
+        })
+        .bind_mount(out_dir.path(), "/out")
+        .sh("id -u; id -g; cat /proc/self/uid_map; stat -c '%u %g' /; touch /out/made");
+    let runtime = Runtime::new();
+    let id = runtime.new_id("userns");
+
+    let out = runtime.run(&id, &bundle).ok("run in a user namespace");
+
+    let lines: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        lines,
+        ["0", "0", "0 100000 65536", "0 0"],
+        "uid, gid, uid_map and the root's owner inside: {out:#?}"
+    );
+    let made = fs::metadata(out_dir.path().join("made")).expect("the container wrote /out/made");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((made.uid(), made.gid()), (HOST_ID, HOST_ID));
+    runtime.assert_nothing_left(&id);
+}
+
+/// The process runs in its cgroup in a user namespace too: the runtime moves it there,
+/// since a process in a new user namespace may not write the host's cgroup files.
+#[test]
+fn a_user_namespace_container_is_in_its_cgroup() {
+    let mut bundle = Bundle::new("userns-cgroup");
+    let maps = json!([{ "containerID": 0, "hostID": 200_000, "size": 65536 }]);
+    bundle
+        .namespace("user", None)
+        .edit(|c| {
+            c["linux"]["uidMappings"] = maps.clone();
+            c["linux"]["gidMappings"] = maps.clone();
+        })
+        .resources(json!({"pids": {"limit": 7}}))
+        .args(&["sleep", "30"]);
+    let runtime = Runtime::new();
+    let id = runtime.new_id("userns-cgroup");
+    runtime.create_and_start(&id, &bundle);
+
+    let state: serde_json::Value =
+        serde_json::from_str(&runtime.cmd(["state", id.as_str()]).ok("state").stdout)
+            .expect("state JSON");
+    let pid = state["pid"].as_i64().expect("state.pid");
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .expect("a Uid line");
+    assert_eq!(
+        uid_line.split_whitespace().nth(1),
+        Some("200000"),
+        "seen from the host, the process runs as the mapped uid: {uid_line}"
+    );
+    let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read cgroup");
+    let pids_cgroup = own
+        .lines()
+        .find_map(|l| l.split_once(":pids:").map(|(_, p)| p.to_string()))
+        .or_else(|| {
+            own.lines()
+                .find_map(|l| l.strip_prefix("0::").map(String::from))
+        })
+        .expect("a pids or unified cgroup line");
+    assert!(pids_cgroup.ends_with(&id), "{own}");
+    let limit = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
+        .iter()
+        .map(|root| {
+            Path::new(root)
+                .join(pids_cgroup.trim_start_matches('/'))
+                .join("pids.max")
+        })
+        .find_map(|f| fs::read_to_string(f).ok())
+        .expect("the container's pids.max");
+    assert_eq!(limit.trim(), "7");
+
+    runtime.cmd(["delete", "--force", id.as_str()]).ok("delete");
+    runtime.assert_nothing_left(&id);
+}

@@ -142,19 +142,41 @@ fn create_in(
         linux.and_then(|l| l.cgroups_path().as_deref()),
         &opts.id,
     )?;
-    cgroup.create()?;
     *cgroup_out = Some(cgroup.clone());
-    if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
+    let resources = linux.and_then(|l| l.resources().as_ref()).map(|res| {
         let devices = linux
             .and_then(|l| l.devices().as_deref())
             .unwrap_or_default();
-        cgroup.apply(&with_default_device_rules(res, devices))?;
+        with_default_device_rules(res, devices)
+    });
+    let make_cgroup = || -> Result<()> {
+        cgroup.create_v1()?;
+        if let Some(res) = &resources {
+            cgroup.apply(res)?;
+        }
+        Ok(())
+    };
+    // Where the init moves itself into v1 hierarchies, the runtime makes them and writes
+    // the limits while the init mounts the rootfs (two cores at work instead of one); the
+    // init joins before its first cgroup mount, and before anything of the user's runs.
+    // The cgroup2 directory comes first: the init is born in it.
+    let overlap = !cgroup.v1_self_move_files().is_empty()
+        && namespaces.has_new(oci_spec::runtime::LinuxNamespaceType::Mount)
+        && !namespaces.writes_id_maps();
+    let cfg_root_on_host = namespaces.root_on_host(&spec);
+    cgroup.create_unified()?;
+    if !overlap {
+        make_cgroup()?;
     }
-
-    crate::trace::step("cgroup created and limits applied");
+    crate::trace::step("cgroup created");
     let fifo = dir.join("exec.fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .map_err(|e| Error::io("create exec fifo", &fifo, e.into()))?;
+    // The init opens the fifo as root of its user namespace, if it has one.
+    if let Some((uid, gid)) = cfg_root_on_host {
+        std::os::unix::fs::chown(&fifo, Some(uid), Some(gid))
+            .map_err(|e| Error::io("chown exec fifo", &fifo, e))?;
+    }
     let console_socket = super::connect_console(opts.console_socket.as_deref())?;
 
     let mut saved = Saved {
@@ -173,7 +195,7 @@ fn create_in(
         spec: saved.spec.clone(),
         rootfs,
         namespaces,
-        cgroup: Some(cgroup),
+        cgroup: Some(cgroup.clone()),
         exec_fifo: fifo,
         console_socket,
         preserve_fds: opts.preserve_fds,
@@ -182,7 +204,7 @@ fn create_in(
     };
     let hooks = saved.spec.hooks().clone();
     let saved_for_hooks = saved.clone();
-    let pid = spawn_init(&cfg, &mut |pid| {
+    let pid = spawn_init(&cfg, overlap.then_some(&make_cgroup), &mut |pid| {
         let mut s = saved_for_hooks.clone();
         s.pid = pid;
         let creating = serde_json::to_string(&s.oci_state(super::Status::Creating))

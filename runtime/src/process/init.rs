@@ -50,6 +50,7 @@ struct Ready {
 }
 
 fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
+    crate::trace::step("init: running");
     let (mut in_cgroup, move_self) = match chan.recv().step("wait for the runtime")? {
         Some(Msg::Go {
             in_cgroup,
@@ -57,15 +58,17 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
         }) => (in_cgroup, move_self),
         other => return Err(format!("expected go from the runtime, got {other:?}")),
     };
-    for file in &move_self {
-        std::fs::write(file, "0").step_path("move into the container's cgroup", file)?;
+    crate::trace::step("init: go");
+    if in_cgroup {
+        move_into(&move_self)?;
     }
     let spec = &cfg.spec;
     cfg.namespaces.enter()?;
+    cfg.namespaces.become_root()?;
     if cfg.namespaces.needs_intermediate() {
         // The init forked below must be born inside the cgroup.
         if !in_cgroup {
-            wait_in_cgroup(chan)?;
+            join_cgroup(chan, &move_self)?;
             in_cgroup = true;
         }
         // A joined pid namespace applies to children only: the init is the next fork.
@@ -91,18 +94,30 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
         .into();
 
     crate::trace::step("init: namespaces entered");
+    // Into the cgroup once the runtime says it is ready: before a mount that shows it, or
+    // else after the mounts.
+    let mut join = || -> StepResult<()> {
+        if !in_cgroup {
+            join_cgroup(chan, &move_self)?;
+            cfg.namespaces.enter_cgroup()?;
+            in_cgroup = true;
+            crate::trace::step("init: in its cgroup");
+        }
+        Ok(())
+    };
     let new_mnt = cfg.namespaces.has_new(LinuxNamespaceType::Mount);
     let root = if new_mnt {
-        Some(rootfs::prepare(spec, &cfg.rootfs, cfg.cgroup.as_ref())?)
+        Some(rootfs::prepare(
+            spec,
+            &cfg.rootfs,
+            cfg.cgroup.as_ref(),
+            &mut join,
+        )?)
     } else {
         None
     };
-
+    join()?;
     crate::trace::step("init: mounts done");
-    if !in_cgroup {
-        wait_in_cgroup(chan)?;
-        cfg.namespaces.enter_cgroup()?;
-    }
 
     let hooks = spec.hooks().as_ref();
     let wants_hooks = hooks.is_some_and(|h| {
@@ -191,14 +206,24 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
     })
 }
 
-fn wait_in_cgroup(chan: &Channel) -> StepResult<()> {
+/// Waits until the runtime has made the cgroup (or moved this process into it), then
+/// moves itself in through `move_self`, if any.
+fn join_cgroup(chan: &Channel, move_self: &[PathBuf]) -> StepResult<()> {
     match chan.recv().step("wait for the cgroup")? {
-        Some(Msg::InCgroup) => Ok(()),
+        Some(Msg::InCgroup) => move_into(move_self),
         Some(Msg::Error(e)) => Err(e),
         other => Err(format!(
             "expected in-cgroup from the runtime, got {other:?}"
         )),
     }
+}
+
+/// Writes "0" to each v1 `tasks` file: this thread moves itself into that hierarchy.
+fn move_into(move_self: &[PathBuf]) -> StepResult<()> {
+    for file in move_self {
+        std::fs::write(file, "0").step_path("move into the container's cgroup", file)?;
+    }
+    Ok(())
 }
 
 fn start(cfg: &InitConfig, ready: Ready) -> StepResult<Infallible> {

@@ -37,11 +37,16 @@ pub struct InitConfig {
     pub seccomp: Option<SeccompFilter>,
 }
 
-/// Clones the container's init and walks it through setup. `hooks` runs prestart and
-/// createRuntime hooks between the mounts and pivot_root and returns the state JSON that
-/// createContainer hooks get. Returns the init's pid once it waits on the exec fifo; on
-/// failure the init is gone.
-pub fn spawn_init(cfg: &InitConfig, hooks: &mut dyn FnMut(i32) -> Result<String>) -> Result<i32> {
+/// Clones the container's init and walks it through setup. `make_cgroup`, when given,
+/// makes the v1 cgroup directories and writes the limits once the init is cloned, while it
+/// mounts; the init then moves itself in. `hooks` runs prestart and createRuntime hooks
+/// between the mounts and pivot_root and returns the state JSON that createContainer hooks
+/// get. Returns the init's pid once it waits on the exec fifo; on failure the init is gone.
+pub fn spawn_init(
+    cfg: &InitConfig,
+    make_cgroup: Option<&dyn Fn() -> Result<()>>,
+    hooks: &mut dyn FnMut(i32) -> Result<String>,
+) -> Result<i32> {
     let (parent, child) = Channel::pair().map_err(|e| Error::io("create socket pair", "", e))?;
     let cgroup_dir = cfg
         .cgroup
@@ -63,7 +68,7 @@ pub fn spawn_init(cfg: &InitConfig, hooks: &mut dyn FnMut(i32) -> Result<String>
     };
     drop(child);
     drop(cgroup_dir);
-    match drive_init(cfg, &parent, pid, born_in_cgroup, hooks) {
+    match drive_init(cfg, &parent, pid, born_in_cgroup, make_cgroup, hooks) {
         Ok(init_pid) => Ok(init_pid),
         Err(e) => {
             // SAFETY: plain syscalls on a pid this process created.
@@ -81,6 +86,7 @@ fn drive_init(
     chan: &Channel,
     pid: i32,
     born_in_cgroup: bool,
+    make_cgroup: Option<&dyn Fn() -> Result<()>>,
     hooks: &mut dyn FnMut(i32) -> Result<String>,
 ) -> Result<i32> {
     let io = |e| Error::io("talk to container init", "", e);
@@ -88,8 +94,9 @@ fn drive_init(
     let cg = cfg.cgroup.as_ref();
     let v2_only = cg.is_some_and(|c| c.v1_self_move_files().is_empty());
     // Born in its cgroup (v2), or born in the cgroup2 twin and moving itself into the v1
-    // hierarchies (hybrid, v1); a process in a new user namespace may not write the
-    // host's cgroup files, so the runtime moves that one.
+    // hierarchies (hybrid, v1), at once or once `make_cgroup` made them; a process in a
+    // new user namespace may not write the host's cgroup files, so the runtime moves that
+    // one.
     let (in_cgroup, move_self) = match cg {
         None => (true, Vec::new()),
         Some(_) if born_in_cgroup && v2_only => (true, Vec::new()),
@@ -97,22 +104,29 @@ fn drive_init(
             if !cfg.namespaces.writes_id_maps()
                 && (born_in_cgroup || c.clone_into_path().is_none()) =>
         {
-            (true, c.v1_self_move_files())
+            (make_cgroup.is_none(), c.v1_self_move_files())
         }
         Some(_) => (false, Vec::new()),
     };
-    chan.send(&Msg::Go {
-        in_cgroup,
-        move_self,
-    })
-    .map_err(io)?;
+    let runtime_moves = move_self.is_empty();
+    send(
+        chan,
+        &Msg::Go {
+            in_cgroup,
+            move_self,
+        },
+    )?;
     crate::trace::step("init cloned");
     if !in_cgroup {
-        if let Some(cg) = cg {
+        if let Some(make) = make_cgroup {
+            make()?;
+            crate::trace::step("cgroup created and limits applied");
+        }
+        if let (Some(cg), true) = (cg, runtime_moves) {
             cg.add_process(pid)?;
         }
-        chan.send(&Msg::InCgroup).map_err(io)?;
-        crate::trace::step("init moved into its cgroup");
+        send(chan, &Msg::InCgroup)?;
+        crate::trace::step("init told its cgroup is ready");
     }
     let mut init_pid = pid;
     loop {
@@ -124,7 +138,7 @@ fn drive_init(
             }
             Some(Msg::HooksNeeded) => {
                 let state = hooks(init_pid)?;
-                chan.send(&Msg::HooksDone(state)).map_err(io)?;
+                send(chan, &Msg::HooksDone(state))?;
             }
             Some(Msg::Ready) => return Ok(init_pid),
             Some(Msg::Error(msg)) => {
@@ -138,6 +152,20 @@ fn drive_init(
             }
         }
     }
+}
+
+/// Sends `msg` to the init. An init that failed has closed its end: its own error, still
+/// queued, says why, rather than the broken pipe.
+fn send(chan: &Channel, msg: &Msg) -> Result<()> {
+    let Err(e) = chan.send(msg) else {
+        return Ok(());
+    };
+    while let Ok(Some(reply)) = chan.recv() {
+        if let Msg::Error(why) = reply {
+            return Err(Error::Init(why));
+        }
+    }
+    Err(Error::io("talk to container init", "", e))
 }
 
 fn reap(pid: i32) -> String {

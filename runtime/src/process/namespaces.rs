@@ -99,6 +99,25 @@ impl Namespaces {
         self.new.contains(CloneFlags::CLONE_NEWUSER)
     }
 
+    /// The host uid and gid that root of a new user namespace maps to, if the maps give
+    /// root one: files the init must open after it becomes that root belong to them.
+    pub fn root_on_host(&self, spec: &Spec) -> Option<(u32, u32)> {
+        if !self.writes_id_maps() {
+            return None;
+        }
+        let linux = spec.linux().as_ref()?;
+        let host_of_zero = |maps: Option<&Vec<LinuxIdMapping>>| {
+            maps?
+                .iter()
+                .find(|m| m.size() > 0 && m.container_id() == 0)
+                .map(|m| m.host_id())
+        };
+        Some((
+            host_of_zero(linux.uid_mappings().as_ref())?,
+            host_of_zero(linux.gid_mappings().as_ref())?,
+        ))
+    }
+
     pub fn write_id_maps(&self, pid: i32, spec: &Spec) -> Result<()> {
         if !self.writes_id_maps() {
             return Ok(());
@@ -142,6 +161,26 @@ impl Namespaces {
         if !rest.is_empty() {
             nix::sched::unshare(rest).step("create namespaces")?;
         }
+        Ok(())
+    }
+
+    /// In a user namespace of its own, the init takes uid and gid 0 of that namespace (the
+    /// ids the maps give it, where the host's root is usually unmapped), as runc does:
+    /// files it creates and mounts it makes then belong to the container's root, and an
+    /// unmapped owner would fail them with EOVERFLOW.
+    pub fn become_root(&self) -> StepResult<()> {
+        let user = LinuxNamespaceType::User;
+        if !self.has_new(user) && !self.join.iter().any(|(t, _)| *t == user) {
+            return Ok(());
+        }
+        let root_gid = nix::unistd::Gid::from_raw(0);
+        let root_uid = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresgid(root_gid, root_gid, root_gid)
+            .step("linux.gidMappings: take gid 0 of the user namespace (is it mapped?)")?;
+        // The host's groups mean nothing inside; a namespace that denies setgroups keeps them.
+        let _ = nix::unistd::setgroups(&[]);
+        nix::unistd::setresuid(root_uid, root_uid, root_uid)
+            .step("linux.uidMappings: take uid 0 of the user namespace (is it mapped?)")?;
         Ok(())
     }
 

@@ -8,15 +8,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
     /// Runtime to init: id maps are written; `in_cgroup` when the clone put the init in its
-    /// cgroup already. Otherwise the runtime moves it while it mounts (on v1 the move may wait
+    /// cgroup already or it only has to write `move_self`. Otherwise the runtime makes the
+    /// cgroup or moves the init while it mounts (on v1 a move of another process may wait
     /// for an RCU grace period, which this overlaps) and says `InCgroup` when done.
     Go {
         in_cgroup: bool,
-        /// v1 `tasks` files the init writes "0" to, moving itself into its cgroup.
+        /// v1 `tasks` files the init writes "0" to, moving itself into its cgroup: at
+        /// once with `in_cgroup`, else after `InCgroup`.
         #[serde(default)]
         move_self: Vec<std::path::PathBuf>,
     },
-    /// Runtime to init: the init now sits in its cgroup.
+    /// Runtime to init: the cgroup is made, and the init sits in it unless it has
+    /// `move_self` files to write.
     InCgroup,
     /// Intermediate process to runtime: the pid of the real init, forked into a joined
     /// pid namespace.

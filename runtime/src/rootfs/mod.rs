@@ -19,8 +19,15 @@ use crate::process::step::{Step, StepResult};
 
 /// Makes the new mount namespace private to the container (or as rootfsPropagation says),
 /// turns the rootfs into a mount point and mounts the spec's mounts and devices on it.
-/// Returns an fd of the rootfs, through which everything later is resolved.
-pub fn prepare(spec: &Spec, rootfs: &Path, cgroup: Option<&Cgroup>) -> StepResult<OwnedFd> {
+/// `join_cgroup` runs before the first mount that shows the container's cgroup, which
+/// must exist by then. Returns an fd of the rootfs, through which everything later is
+/// resolved.
+pub fn prepare(
+    spec: &Spec,
+    rootfs: &Path,
+    cgroup: Option<&Cgroup>,
+    join_cgroup: &mut dyn FnMut() -> StepResult<()>,
+) -> StepResult<OwnedFd> {
     let linux = spec.linux().as_ref();
     let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         Some("shared") => MsFlags::MS_SHARED,
@@ -64,6 +71,9 @@ pub fn prepare(spec: &Spec, rootfs: &Path, cgroup: Option<&Cgroup>) -> StepResul
                 "mounts[{i}].destination: {} is not absolute",
                 dest.display()
             ));
+        }
+        if mounts::shows_cgroup(m) {
+            join_cgroup()?;
         }
         mounts::mount_one(root.as_fd(), m, cgroup)
             .map_err(|e| format!("mounts[{i}] {}: {e}", dest.display()))?;

@@ -101,6 +101,15 @@ pub fn parse_options(options: &[String]) -> MountOptions {
     o
 }
 
+/// Whether `m` shows cgroup directories: a cgroup mount, or a bind of a path below the
+/// host's cgroup mounts.
+pub fn shows_cgroup(m: &Mount) -> bool {
+    matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2"))
+        || m.source()
+            .as_deref()
+            .is_some_and(|s| s.starts_with("/sys/fs/cgroup"))
+}
+
 /// Mounts `m` inside the rootfs opened as `root`. `cgroup` is the container's cgroup, for
 /// mounts of type cgroup on hosts with v1 hierarchies.
 pub fn mount_one(root: BorrowedFd<'_>, m: &Mount, cgroup: Option<&Cgroup>) -> io::Result<()> {
