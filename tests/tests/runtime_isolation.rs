@@ -635,3 +635,27 @@ fn a_user_namespace_container_is_in_its_cgroup() {
     runtime.cmd(["delete", "--force", id.as_str()]).ok("delete");
     runtime.assert_nothing_left(&id);
 }
+
+/// The spec's `cgroup` mount shows the container's own cgroup: its pids limit is the one
+/// the config sets (v1: under the pids hierarchy, v2: at the top), and the process cannot
+/// make anything there (berth mounts it read-only; runc's refuses with EACCES).
+#[test]
+fn the_cgroup_mount_shows_the_containers_own_cgroup_read_only() {
+    let mut bundle = Bundle::new("cgroup-mount");
+    bundle
+        .namespace("cgroup", None)
+        .resources(json!({"pids": {"limit": 9}}))
+        .sh(
+            "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; \
+             mkdir /sys/fs/cgroup/x && echo made",
+        );
+    let runtime = Runtime::new();
+
+    let out = runtime.run(&runtime.new_id("cgroup-mount"), &bundle);
+
+    assert_eq!(out.stdout.trim(), "9", "{out:#?}");
+    assert!(
+        out.stderr.contains("can't create directory '/sys/fs/cgroup/x'"),
+        "{out:#?}"
+    );
+}

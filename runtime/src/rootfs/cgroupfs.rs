@@ -1,14 +1,15 @@
 //! A `cgroup` mount inside the container: the container's own cgroup directories, never
 //! the host's whole hierarchy.
 
+use std::ffi::CStr;
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::mount::MsFlags;
 
 use super::mounts::MountOptions;
-use super::resolve::{mkdir_all, open_in_root, proc_fd_path};
+use super::resolve::{cstring, mkdir_all, open_in_root, proc_fd_path};
 use crate::cgroups::Cgroup;
 
 const HOST_CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -48,6 +49,9 @@ pub fn mount(
         flags,
         Some("mode=755"),
     )?;
+    // The tmpfs is new and empty: a directory per hierarchy is made and opened relative
+    // to it, with no symlink to resolve on the way.
+    let tmpfs = open_in_root(root, dest, libc::O_PATH | libc::O_DIRECTORY)?;
     for dir in cgroup.paths() {
         let Ok(rel) = dir.strip_prefix(HOST_CGROUP_ROOT) else {
             continue;
@@ -55,10 +59,19 @@ pub fn mount(
         let Some(name) = rel.components().next() else {
             continue;
         };
-        let inner = dest.join(name.as_os_str());
-        let t = mkdir_all(root, &inner)?;
-        bind(&dir, &proc_fd_path(&t), opts.flags)?;
-        readonly_remount(root, &inner, opts.flags)?;
+        let name = cstring(Path::new(name.as_os_str()))?;
+        // SAFETY: `tmpfs` is a live directory fd and `name` a valid C string.
+        if unsafe { libc::mkdirat(tmpfs.as_raw_fd(), name.as_ptr(), 0o755) } < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(e);
+            }
+        }
+        let point = open_below(&tmpfs, &name)?;
+        bind(&dir, &proc_fd_path(&point), opts.flags)?;
+        // Opened again, the name now leads to the bind mount on top.
+        let mounted = open_below(&tmpfs, &name)?;
+        remount_readonly(&proc_fd_path(&mounted), opts.flags)?;
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
         let t = open_in_root(root, dest, libc::O_PATH)?;
@@ -85,17 +98,39 @@ fn bind(source: &Path, target: &str, _flags: MsFlags) -> io::Result<()> {
 }
 
 fn readonly_remount(root: BorrowedFd<'_>, dest: &Path, flags: MsFlags) -> io::Result<()> {
+    let t = open_in_root(root, dest, libc::O_PATH)?;
+    remount_readonly(&proc_fd_path(&t), flags)
+}
+
+/// Applies `flags` (read-only, nosuid, ...) to the bind mount at `target`.
+fn remount_readonly(target: &str, flags: MsFlags) -> io::Result<()> {
     let remount = flags & !MsFlags::MS_REMOUNT;
     if remount.is_empty() {
         return Ok(());
     }
-    let t = open_in_root(root, dest, libc::O_PATH)?;
     nix::mount::mount(
         None::<&str>,
-        proc_fd_path(&t).as_str(),
+        target,
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REMOUNT | remount,
         None::<&str>,
     )?;
     Ok(())
+}
+
+/// The directory `name` right below `dir`, opened O_PATH without following a symlink.
+fn open_below(dir: &OwnedFd, name: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: `dir` is a live directory fd and `name` a valid C string.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor owned by this process.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -45,7 +45,11 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: libc::c_int) -> io
 /// Opens (O_PATH) the directory `path` inside `root`, creating missing components with
 /// mode 0755 on the way, each one created relative to its resolved parent.
 pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
-    mkdir_all_depth(root, path, 0)
+    // Most mount points exist: one lookup instead of one per component.
+    match open_in_root(root, path, libc::O_PATH | libc::O_DIRECTORY) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => mkdir_all_depth(root, path, 0),
+        found => found,
+    }
 }
 
 fn mkdir_all_depth(root: BorrowedFd<'_>, path: &Path, depth: u32) -> io::Result<OwnedFd> {
