@@ -144,6 +144,23 @@ fn a_hard_rlimit_above_the_hosts_is_refused() {
     out.assert_error_naming("RLIMIT_NOFILE");
 }
 
+/// A cgroup limit the host refuses fails create after the init is cloned (on v1 the
+/// runtime writes the limits while the init mounts): the init, its cgroups and the state
+/// must all go.
+#[test]
+fn a_cpuset_the_host_lacks_is_refused() {
+    let mut bundle = Bundle::new("cpuset");
+    bundle.resources(json!({"cpu": {"cpus": "1023"}}));
+    let runtime = Runtime::new();
+    let id = runtime.new_id("cpuset");
+
+    let out = runtime.create(&id, &bundle);
+
+    assert_ne!(out.code, 0, "{out:#?}");
+    runtime.assert_nothing_left(&id);
+    out.assert_error_naming("linux.resources.cpu.cpus");
+}
+
 #[test]
 fn a_sysctl_that_would_change_the_host_is_refused() {
     let host_value = || fs::read_to_string("/proc/sys/vm/swappiness").expect("read swappiness");

@@ -655,7 +655,8 @@ fn the_cgroup_mount_shows_the_containers_own_cgroup_read_only() {
 
     assert_eq!(out.stdout.trim(), "9", "{out:#?}");
     assert!(
-        out.stderr.contains("can't create directory '/sys/fs/cgroup/x'"),
+        out.stderr
+            .contains("can't create directory '/sys/fs/cgroup/x'"),
         "{out:#?}"
     );
 }
