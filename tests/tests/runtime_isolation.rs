@@ -541,21 +541,14 @@ fn an_apparmor_profile_confines_the_process_where_the_host_runs_apparmor() {
 fn a_user_namespace_maps_the_containers_root_to_the_mapped_host_ids() {
     const HOST_ID: u32 = 100_000;
     let out_dir = tempfile::tempdir().expect("create a temporary directory");
-    let mut bundle = Bundle::new("userns");
     let chown = std::process::Command::new("chown")
-        .args(["-R", &format!("{HOST_ID}:{HOST_ID}")])
-        .arg(bundle.rootfs())
+        .arg(format!("{HOST_ID}:{HOST_ID}"))
         .arg(out_dir.path())
         .status()
         .expect("spawn chown");
-    assert!(chown.success(), "chown the rootfs: {chown}");
-    let maps = json!([{ "containerID": 0, "hostID": HOST_ID, "size": 65536 }]);
+    assert!(chown.success(), "chown the output directory: {chown}");
+    let mut bundle = user_namespace_bundle("userns", HOST_ID);
     bundle
-        .namespace("user", None)
-        .edit(|c| {
-            c["linux"]["uidMappings"] = maps.clone();
-            c["linux"]["gidMappings"] = maps.clone();
-        })
         .bind_mount(out_dir.path(), "/out")
         .sh("id -u; id -g; cat /proc/self/uid_map; stat -c '%u %g' /; touch /out/made");
     let runtime = Runtime::new();
@@ -583,14 +576,8 @@ fn a_user_namespace_maps_the_containers_root_to_the_mapped_host_ids() {
 /// since a process in a new user namespace may not write the host's cgroup files.
 #[test]
 fn a_user_namespace_container_is_in_its_cgroup() {
-    let mut bundle = Bundle::new("userns-cgroup");
-    let maps = json!([{ "containerID": 0, "hostID": 200_000, "size": 65536 }]);
+    let mut bundle = user_namespace_bundle("userns-cgroup", 200_000);
     bundle
-        .namespace("user", None)
-        .edit(|c| {
-            c["linux"]["uidMappings"] = maps.clone();
-            c["linux"]["gidMappings"] = maps.clone();
-        })
         .resources(json!({"pids": {"limit": 7}}))
         .args(&["sleep", "30"]);
     let runtime = Runtime::new();
@@ -659,4 +646,64 @@ fn the_cgroup_mount_shows_the_containers_own_cgroup_read_only() {
             .contains("can't create directory '/sys/fs/cgroup/x'"),
         "{out:#?}"
     );
+}
+
+/// A bundle in a new user namespace mapping 0..65535 to `host_id`.., its rootfs owned by
+/// the mapped root.
+fn user_namespace_bundle(label: &str, host_id: u32) -> Bundle {
+    let mut bundle = Bundle::new(label);
+    chown_rootfs(&bundle, host_id);
+    let maps = json!([{ "containerID": 0, "hostID": host_id, "size": 65536 }]);
+    bundle.namespace("user", None).edit(|c| {
+        c["linux"]["uidMappings"] = maps.clone();
+        c["linux"]["gidMappings"] = maps.clone();
+    });
+    bundle
+}
+
+/// A container that joins another's user and pid namespaces by path (as a pod's
+/// containers do): `run` waits for an init forked by an intermediate process and returns
+/// its exit status; inside, the process is root of the shared user namespace and sees
+/// the first container's processes.
+#[test]
+fn a_container_joins_the_user_and_pid_namespaces_of_another() {
+    let runtime = Runtime::new();
+    let mut first = user_namespace_bundle("userns-first", 300_000);
+    first.args(&["sleep", "30"]);
+    let first_id = runtime.new_id("userns-first");
+    let pid = runtime.create_and_start(&first_id, &first);
+    let ns = |kind: &str| std::path::PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
+    let host_view = fs::read_link(ns("user")).expect("read the first container's userns");
+
+    let mut second = Bundle::new("userns-second");
+    chown_rootfs(&second, 300_000);
+    second
+        .namespace("user", Some(&ns("user")))
+        .namespace("pid", Some(&ns("pid")))
+        .sh("id -u; readlink /proc/self/ns/user; cat /proc/1/comm; exit 3");
+    let second_id = runtime.new_id("userns-second");
+
+    let out = runtime.run(&second_id, &second);
+
+    assert_eq!(out.code, 3, "the process's exit status: {out:#?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["0", host_view.to_str().unwrap(), "sleep"],
+        "uid, user namespace, pid 1 of the joined pid namespace: {out:#?}"
+    );
+    runtime.assert_nothing_left(&second_id);
+    runtime
+        .cmd(["delete", "--force", first_id.as_str()])
+        .ok("delete the first");
+    runtime.assert_nothing_left(&first_id);
+}
+
+fn chown_rootfs(bundle: &Bundle, host_id: u32) {
+    let chown = std::process::Command::new("chown")
+        .args(["-R", &format!("{host_id}:{host_id}")])
+        .arg(bundle.rootfs())
+        .status()
+        .expect("spawn chown");
+    assert!(chown.success(), "chown the rootfs: {chown}");
 }

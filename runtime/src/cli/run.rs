@@ -36,6 +36,13 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
     } else {
         None
     };
+    if !args.detach {
+        // The init of a container that joins a pid or user namespace is forked by an
+        // intermediate process that exits at once: as a subreaper, `run` becomes its
+        // parent and can wait for it, as runc does.
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    }
     let c = Container::create_with_spec(root, &opts, bundle_spec)?;
     // Signals a terminal or a supervisor sends to `run` are meant for the container.
     forward_signals(
@@ -66,7 +73,13 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
         }
     }
     crate::trace::step("started");
-    let code = wait_exit_code(c.saved.pid)?;
+    let code = match wait_exit_code(c.saved.pid) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = c.delete(true);
+            return Err(e);
+        }
+    };
     crate::trace::step("process exited");
     if !args.keep {
         c.delete(true)?;

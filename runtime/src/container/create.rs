@@ -159,11 +159,14 @@ fn create_in(
     // Where the init moves itself into v1 hierarchies, the runtime makes them and writes
     // the limits while the init mounts the rootfs (two cores at work instead of one); the
     // init joins before its first cgroup mount, and before anything of the user's runs.
-    // The cgroup2 directory comes first: the init is born in it.
+    // The cgroup2 directory comes first: the init is born in it. An init that joins a
+    // user namespace moves itself before, while it may still write the host's files.
+    use oci_spec::runtime::LinuxNamespaceType::{Mount, User};
     let overlap = !cgroup.v1_self_move_files().is_empty()
-        && namespaces.has_new(oci_spec::runtime::LinuxNamespaceType::Mount)
-        && !namespaces.writes_id_maps();
-    let cfg_root_on_host = namespaces.root_on_host(&spec);
+        && namespaces.has_new(Mount)
+        && !namespaces.writes_id_maps()
+        && !namespaces.joins(User);
+    let cfg_root_on_host = namespaces.root_on_host(&spec)?;
     cgroup.create_unified()?;
     if !overlap {
         make_cgroup()?;

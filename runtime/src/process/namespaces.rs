@@ -95,27 +95,57 @@ impl Namespaces {
         self.new.contains(flag(typ))
     }
 
+    /// Whether the init joins an existing namespace of this kind by path.
+    pub fn joins(&self, typ: LinuxNamespaceType) -> bool {
+        self.join.iter().any(|(t, _)| *t == typ)
+    }
+
     pub fn writes_id_maps(&self) -> bool {
         self.new.contains(CloneFlags::CLONE_NEWUSER)
     }
 
-    /// The host uid and gid that root of a new user namespace maps to, if the maps give
-    /// root one: files the init must open after it becomes that root belong to them.
-    pub fn root_on_host(&self, spec: &Spec) -> Option<(u32, u32)> {
-        if !self.writes_id_maps() {
-            return None;
-        }
-        let linux = spec.linux().as_ref()?;
-        let host_of_zero = |maps: Option<&Vec<LinuxIdMapping>>| {
+    /// The host uid and gid that root of the container's user namespace maps to, if it
+    /// has one of its own: files the init opens once it is that root belong to them. For
+    /// a new namespace the spec's maps say; for a joined one the spec's maps if given (as
+    /// runc 1.1 asks), else the maps of the process whose /proc/PID/ns/user is joined.
+    pub fn root_on_host(&self, spec: &Spec) -> Result<Option<(u32, u32)>> {
+        let linux = spec.linux().as_ref();
+        let uid_maps = linux.and_then(|l| l.uid_mappings().as_ref());
+        let gid_maps = linux.and_then(|l| l.gid_mappings().as_ref());
+        let from_spec = |maps: Option<&Vec<LinuxIdMapping>>| {
             maps?
                 .iter()
                 .find(|m| m.size() > 0 && m.container_id() == 0)
                 .map(|m| m.host_id())
         };
-        Some((
-            host_of_zero(linux.uid_mappings().as_ref())?,
-            host_of_zero(linux.gid_mappings().as_ref())?,
-        ))
+        if self.writes_id_maps() || (self.joins(LinuxNamespaceType::User) && uid_maps.is_some()) {
+            return Ok(from_spec(uid_maps).zip(from_spec(gid_maps)));
+        }
+        let Some((_, path)) = self
+            .join
+            .iter()
+            .find(|(t, _)| *t == LinuxNamespaceType::User)
+        else {
+            return Ok(None);
+        };
+        let proc_dir = path
+            .strip_prefix("/proc")
+            .ok()
+            .and_then(|rest| rest.components().next())
+            .filter(|pid| path.ends_with("ns/user") && pid.as_os_str() != "self")
+            .map(|pid| Path::new("/proc").join(pid));
+        let Some(proc_dir) = proc_dir else {
+            return Err(Error::Config(format!(
+                "linux.uidMappings: joining the user namespace at {} needs uidMappings and gidMappings",
+                path.display()
+            )));
+        };
+        let root_of = |name: &str| -> Result<Option<u32>> {
+            let file = proc_dir.join(name);
+            let text = std::fs::read_to_string(&file).map_err(|e| Error::io("read", &file, e))?;
+            Ok(host_of_root(&text))
+        };
+        Ok(root_of("uid_map")?.zip(root_of("gid_map")?))
     }
 
     pub fn write_id_maps(&self, pid: i32, spec: &Spec) -> Result<()> {
@@ -170,7 +200,7 @@ impl Namespaces {
     /// unmapped owner would fail them with EOVERFLOW.
     pub fn become_root(&self) -> StepResult<()> {
         let user = LinuxNamespaceType::User;
-        if !self.has_new(user) && !self.join.iter().any(|(t, _)| *t == user) {
+        if !self.has_new(user) && !self.joins(user) {
             return Ok(());
         }
         let root_gid = nix::unistd::Gid::from_raw(0);
@@ -203,6 +233,15 @@ pub fn same_namespace(a: &Path, b: &Path) -> Option<bool> {
     use std::os::unix::fs::MetadataExt;
     let id = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
     Some(id(a)? == id(b)?)
+}
+
+/// The outside id of inside id 0 in the text of a /proc/PID/uid_map or gid_map.
+pub fn host_of_root(map: &str) -> Option<u32> {
+    map.lines().find_map(|line| {
+        let mut f = line.split_whitespace().map(|n| n.parse::<u32>().ok());
+        let (inside, outside, count) = (f.next()??, f.next()??, f.next()??);
+        (inside == 0 && count > 0).then_some(outside)
+    })
 }
 
 pub fn id_map_text(maps: &[LinuxIdMapping]) -> String {
@@ -252,6 +291,52 @@ mod tests {
         assert_eq!(
             err,
             "linux.namespaces[1].path: /nonexistent/ns does not exist"
+        );
+    }
+
+    #[test]
+    fn root_on_host_comes_from_the_maps() {
+        let new_userns = spec(
+            r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"user"}],
+                "uidMappings":[{"containerID":1,"hostID":5000,"size":10},{"containerID":0,"hostID":100000,"size":1}],
+                "gidMappings":[{"containerID":0,"hostID":200000,"size":65536}]}}"#,
+        );
+        let ns = Namespaces::from_spec(&new_userns).unwrap();
+        assert_eq!(
+            ns.root_on_host(&new_userns).unwrap(),
+            Some((100000, 200000))
+        );
+
+        let host = spec(r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"}]}}"#);
+        let ns = Namespaces::from_spec(&host).unwrap();
+        assert_eq!(ns.root_on_host(&host).unwrap(), None);
+
+        assert_eq!(
+            host_of_root("         0     100000      65536\n"),
+            Some(100000)
+        );
+        assert_eq!(
+            host_of_root("1 2000 5\n0 3000 1\n"),
+            Some(3000),
+            "the line of inside id 0, wherever it stands"
+        );
+        assert_eq!(host_of_root("1 2000 5\n"), None);
+    }
+
+    #[test]
+    fn joining_a_user_namespace_outside_proc_needs_the_maps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pinned = tmp.path().join("userns");
+        std::fs::write(&pinned, "").unwrap();
+        let s = spec(&format!(
+            r#"{{"ociVersion":"1.0.2","linux":{{"namespaces":[{{"type":"user","path":"{}"}}]}}}}"#,
+            pinned.display()
+        ));
+        let ns = Namespaces::from_spec(&s).unwrap();
+        let err = ns.root_on_host(&s).unwrap_err().to_string();
+        assert!(
+            err.starts_with("linux.uidMappings: joining the user namespace at"),
+            "{err}"
         );
     }
 
