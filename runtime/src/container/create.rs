@@ -43,23 +43,24 @@ pub fn load_spec(bundle: &Path) -> Result<Spec> {
 
 impl Container {
     pub fn create(root: &Path, opts: &CreateOptions) -> Result<Container> {
-        validate_id(&opts.id)?;
-        let bundle = std::fs::canonicalize(&opts.bundle)
-            .map_err(|e| Error::io("bundle", &opts.bundle, e))?;
+        let bundle = checked_bundle(opts)?;
         let spec = load_spec(&bundle)?;
-        Container::create_with_spec(root, opts, spec)
+        Container::create_in_bundle(root, opts, bundle, spec)
     }
 
     /// `create` with the bundle's config.json already read (by `run`, which looks at it
     /// first).
-    pub fn create_with_spec(
+    pub fn create_with_spec(root: &Path, opts: &CreateOptions, spec: Spec) -> Result<Container> {
+        let bundle = checked_bundle(opts)?;
+        Container::create_in_bundle(root, opts, bundle, spec)
+    }
+
+    fn create_in_bundle(
         root: &Path,
         opts: &CreateOptions,
+        bundle: PathBuf,
         mut spec: Spec,
     ) -> Result<Container> {
-        validate_id(&opts.id)?;
-        let bundle = std::fs::canonicalize(&opts.bundle)
-            .map_err(|e| Error::io("bundle", &opts.bundle, e))?;
         let rootfs = rootfs_of(&spec, &bundle)?;
         let process = spec
             .process()
@@ -121,6 +122,12 @@ impl Container {
             }
         }
     }
+}
+
+/// The id checked and the bundle's absolute path, before anything reads the bundle.
+fn checked_bundle(opts: &CreateOptions) -> Result<PathBuf> {
+    validate_id(&opts.id)?;
+    std::fs::canonicalize(&opts.bundle).map_err(|e| Error::io("bundle", &opts.bundle, e))
 }
 
 #[allow(clippy::too_many_arguments)]
