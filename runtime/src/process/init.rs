@@ -241,13 +241,17 @@ fn start(cfg: &InitConfig, ready: Ready) -> StepResult<Infallible> {
         crate::container::hooks::run_stage("startContainer", list, &state)
             .map_err(|e| e.to_string())?;
     }
+    let init = super::reaper::wanted(spec);
+    if init {
+        super::reaper::block_forwarded()?;
+    }
     tell_start(fifo)?;
     let process = spec.process().as_ref().ok_or("process: missing")?;
     exec_process(
         process,
         cfg.seccomp.as_ref(),
         cfg.preserve_fds,
-        super::reaper::wanted(spec),
+        init,
         &ready.exec,
         &ready.argv,
         &ready.envp,
@@ -321,7 +325,8 @@ pub fn exec_process(
         }
     }
     close_stray_fds(preserve_fds)?;
-    reset_signals();
+    // The init keeps what `start` blocked for it to forward; its child unblocks them.
+    reset_signals(!init);
     crate::trace::step("init: exec");
     if init {
         return super::reaper::exec_under_init(exec, argv, envp, apparmor);
@@ -330,10 +335,11 @@ pub fn exec_process(
     Err(format!("exec {}: {err}", exec.to_string_lossy()))
 }
 
-/// The process starts with every signal at its default action and none blocked, whatever
-/// the caller had: a supervisor that blocks SIGTERM for its signalfd, or Rust's ignored
-/// SIGPIPE, must not leak into the container (a shell's `trap ... TERM` would never fire).
-fn reset_signals() {
+/// The process starts with every signal at its default action and (with `unblock`) none
+/// blocked, whatever the caller had: a supervisor that blocks SIGTERM for its signalfd, or
+/// Rust's ignored SIGPIPE, must not leak into the container (a shell's `trap ... TERM`
+/// would never fire).
+fn reset_signals(unblock: bool) {
     // The kernel's struct sigaction: glibc's wrapper refuses the signals it reserves for
     // itself (32, 33), which a parent may still have left ignored.
     #[repr(C)]
@@ -365,7 +371,9 @@ fn reset_signals() {
             )
         };
     }
-    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+    if unblock {
+        let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+    }
 }
 
 /// Marks every fd above stdio and the preserved ones close-on-exec, so nothing of the

@@ -38,6 +38,24 @@ const SYNCHRONOUS: [Signal; 6] = [
     Signal::SIGSYS,
 ];
 
+/// The signals the init waits for and forwards: all but [`SYNCHRONOUS`].
+fn forwarded() -> SigSet {
+    let mut set = SigSet::all();
+    for s in SYNCHRONOUS {
+        set.remove(s);
+    }
+    set
+}
+
+/// Blocks the signals the init forwards. The runtime's init calls it before `start`
+/// returns: a SIGTERM sent from then on is held for the init to forward, where PID 1
+/// without a handler would drop it.
+pub fn block_forwarded() -> StepResult<()> {
+    forwarded()
+        .thread_block()
+        .map_err(|e| format!("init: block signals: {e}"))
+}
+
 /// Forks: the child execs the process; this process becomes its init and never returns.
 pub fn exec_under_init(
     exec: &CString,
@@ -45,20 +63,15 @@ pub fn exec_under_init(
     envp: &[CString],
     apparmor: Option<&str>,
 ) -> StepResult<Infallible> {
-    let mut blocked = SigSet::all();
-    for s in SYNCHRONOUS {
-        blocked.remove(s);
-    }
-    // Blocked before the fork, so no signal sent in between is lost: the init picks it up
-    // with sigwait, the child unblocks right before execve.
-    let previous = blocked
-        .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_SETMASK)
-        .map_err(|e| format!("init: block signals: {e}"))?;
+    let blocked = forwarded();
+    // Blocked before the fork (and since `start`), so no signal sent in between is lost:
+    // the init picks it up with sigwait, the child unblocks right before execve.
+    block_forwarded()?;
     // SAFETY: the runtime's init is single-threaded here, so the child may run any code.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("init: fork: {e}"))? {
         ForkResult::Child => {
             isolate_in_own_group();
-            let _ = previous.thread_set_mask();
+            let _ = SigSet::empty().thread_set_mask();
             let err = nix::unistd::execve(exec, argv, envp).unwrap_err();
             eprintln!("exec {}: {err}", exec.to_string_lossy());
             // SAFETY: _exit leaves the init's copy of the process state alone.
