@@ -358,6 +358,16 @@ impl Agent {
             .unwrap_or_else(|| panic!("task {id}: no supervisor_pid in {status}"))
     }
 
+    /// The host pid of the task's container `name`, from its supervisor's status.json.
+    #[track_caller]
+    pub fn container_pid(&self, id: &str, name: &str) -> i32 {
+        let status = self.status_file(id);
+        status["containers"][name]["pid"]
+            .as_i64()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .unwrap_or_else(|| panic!("task {id}: no pid of container {name} in {status:#}"))
+    }
+
     /// The running supervisors of this agent's tasks: (pid, task id).
     pub fn supervisors(&self) -> Vec<(i32, String)> {
         let tasks = self.state_dir().join("tasks");

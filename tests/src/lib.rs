@@ -149,3 +149,35 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Whether process `pid` takes `signal` in: it has a handler for it (SigCgt in
+/// /proc/PID/status) or blocks it to wait for it (SigBlk). The init of a pid namespace
+/// drops the signals it does neither for, so a test that signals a shell's `trap` waits
+/// for this first.
+pub fn catches(pid: i32, signal: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let has = |field: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
+    };
+    has("SigCgt:") || has("SigBlk:")
+}
+
+/// Waits until process `pid` takes `signal` in; see [`catches`].
+pub fn wait_until_catches(pid: i32, signal: i32, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !catches(pid, signal) {
+        if Instant::now() >= deadline {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status"));
+            panic!(
+                "timed out after {timeout:?} waiting for process {pid} to take signal {signal} in; its status: {status:?}"
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}

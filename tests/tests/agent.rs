@@ -9,7 +9,7 @@ use berth_tests::agent::{
     TASK_CGROUP_ROOT, TIMEOUT, UNTIL_TERM, container, file_len, host_task, is_alive, mount_points,
     processes_in_cgroup, sh, task_id, zombies_in_cgroup,
 };
-use berth_tests::{Agent, ContainerCgroup};
+use berth_tests::{Agent, ContainerCgroup, wait_until_catches};
 use serde_json::{Value, json};
 
 fn arn_of(family_revision: &str) -> String {
@@ -482,6 +482,8 @@ fn a_container_handling_sigterm_exits_at_once_with_its_code() {
     agent.register(&host_task("polite", vec![polite]));
     let id = agent.run_task("polite");
     agent.wait_status(&id, "RUNNING", TIMEOUT);
+    // Before its trap is set, the shell (pid 1 of its namespace) drops SIGTERM.
+    wait_until_catches(agent.container_pid(&id, "polite"), libc::SIGTERM, TIMEOUT);
 
     agent.stop_task(&id, "done with it");
     let task = agent.wait_status(&id, "STOPPED", TIMEOUT);
@@ -567,6 +569,7 @@ fn the_init_forwards_sigterm_to_a_process_that_has_no_handler() {
     agent.register(&host_task("init-term", vec![sleeper]));
     let id = agent.run_task("init-term");
     agent.wait_status(&id, "RUNNING", TIMEOUT);
+    // Stopped at once: from `start` on, the init holds SIGTERM for the process.
 
     agent.stop_task(&id, "rolling");
     let task = agent.wait_status(&id, "STOPPED", TIMEOUT);

@@ -69,16 +69,6 @@ fn update(agent: &Agent, name: &str, args: &[&str]) -> Value {
     agent.json(&all)["service"].clone()
 }
 
-/// The pid (on the host) of the task's container `app`, from its supervisor's status.
-#[track_caller]
-fn container_pid(agent: &Agent, task: &str) -> i32 {
-    let status = agent.status_file(task);
-    status["containers"]["app"]["pid"]
-        .as_i64()
-        .and_then(|p| i32::try_from(p).ok())
-        .unwrap_or_else(|| panic!("task {task}: no pid of container app in {status:#}"))
-}
-
 #[test]
 fn a_service_keeps_its_tasks_running_scales_and_is_deleted() {
     let agent = Agent::start();
@@ -120,7 +110,7 @@ fn a_service_keeps_its_tasks_running_scales_and_is_deleted() {
 
     // A container killed from outside: its task stops and another takes its place.
     let victim = tasks[0].clone();
-    let pid = container_pid(&agent, &victim);
+    let pid = agent.container_pid(&victim, "app");
     let killed = Instant::now();
     kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill the container's process");
     let stopped = agent.wait_status(&victim, "STOPPED", TIMEOUT);

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use berth_tests::console::read_until_hangup;
-use berth_tests::{Bundle, ConsoleSocket, ContainerCgroup, Runtime, wait_for};
+use berth_tests::{Bundle, ConsoleSocket, ContainerCgroup, Runtime, wait_for, wait_until_catches};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -94,7 +94,9 @@ fn kill_takes_signal_names_with_and_without_sig_and_numbers() {
         bundle.sh(ENDS_ON_TERM);
         let runtime = Runtime::new();
         let id = runtime.new_id("kill");
-        runtime.create_and_start(&id, &bundle);
+        let pid = runtime.create_and_start(&id, &bundle);
+        // Before its trap is set, the shell (pid 1 of its namespace) drops SIGTERM.
+        wait_until_catches(pid, libc::SIGTERM, WAIT);
 
         runtime.kill(&id, signal).ok(&format!("kill {signal}"));
 
