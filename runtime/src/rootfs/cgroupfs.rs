@@ -3,12 +3,12 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::mount::MsFlags;
 
-use super::mounts::MountOptions;
+use super::mounts::{MountOptions, set_flags_recursive};
 use super::resolve::{cstring, mkdir_all, open_in_root, proc_fd_path};
 use crate::cgroups::Cgroup;
 
@@ -52,6 +52,7 @@ pub fn mount(
     // The tmpfs is new and empty: a directory per hierarchy is made and opened relative
     // to it, with no symlink to resolve on the way.
     let tmpfs = open_in_root(root, dest, libc::O_PATH | libc::O_DIRECTORY)?;
+    let mut names = Vec::new();
     for dir in cgroup.paths() {
         let Ok(rel) = dir.strip_prefix(HOST_CGROUP_ROOT) else {
             continue;
@@ -69,8 +70,16 @@ pub fn mount(
         }
         let point = open_below(&tmpfs, &name)?;
         bind(&dir, &proc_fd_path(&point), opts.flags)?;
+        names.push(name);
+    }
+    // One call makes the tmpfs and every bind on it read-only (nosuid, ...); a kernel
+    // without mount_setattr gets a remount of each.
+    if set_flags_recursive(tmpfs.as_fd(), opts.flags)? {
+        return Ok(());
+    }
+    for name in &names {
         // Opened again, the name now leads to the bind mount on top.
-        let mounted = open_below(&tmpfs, &name)?;
+        let mounted = open_below(&tmpfs, name)?;
         remount_readonly(&proc_fd_path(&mounted), opts.flags)?;
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
