@@ -198,17 +198,23 @@ impl Runtime {
     /// as long as the container runs. The returned output holds what the files held when
     /// create returned: the runtime's own messages.
     pub fn create_with(&self, id: &str, bundle: impl AsRef<Path>, extra: &[&str]) -> Output {
+        self.leaving_running("create", id, bundle.as_ref(), extra)
+    }
+
+    /// `run --detach --bundle B ID`, its output going to files as `create`'s does.
+    pub fn run_detached(&self, id: &str, bundle: impl AsRef<Path>) -> Output {
+        self.leaving_running("run", id, bundle.as_ref(), &["--detach"])
+    }
+
+    /// A command that returns while the container lives on: output to the id's files.
+    fn leaving_running(&self, command: &str, id: &str, bundle: &Path, extra: &[&str]) -> Output {
         self.track(id);
         let stdout =
             File::create(self.stdout_path(id)).expect("create the container's stdout file");
         let stderr =
             File::create(self.stderr_path(id)).expect("create the container's stderr file");
         let status = self
-            .command([
-                OsStr::new("create"),
-                "--bundle".as_ref(),
-                bundle.as_ref().as_os_str(),
-            ])
+            .command([OsStr::new(command), "--bundle".as_ref(), bundle.as_os_str()])
             .args(extra)
             .arg(id)
             .stdout(stdout)

@@ -40,6 +40,30 @@ fn run_reports_a_process_killed_by_sigkill_as_137() {
 }
 
 #[test]
+fn run_detach_leaves_the_process_running_without_a_start() {
+    let mut bundle = Bundle::new("detach");
+    bundle.args(&["sleep", "1000"]);
+    let runtime = Runtime::new();
+    let id = runtime.new_id("detach");
+
+    runtime.run_detached(&id, &bundle).ok("run --detach");
+
+    let pid = runtime.pid(&id);
+    assert_eq!(runtime.status(&id), "running");
+    wait_for("the process itself to run", WAIT, || {
+        fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmd| cmd == b"sleep\x001000\x00")
+            .then_some(())
+    });
+    let again = runtime.start(&id);
+    assert_ne!(again.code, 0, "start of a running container: {again:#?}");
+    assert!(again.stderr.contains(&id), "{again:#?}");
+    runtime.kill(&id, "KILL").ok("kill");
+    runtime.wait_status(&id, "stopped", WAIT);
+    runtime.delete(&id).ok("delete");
+}
+
+#[test]
 fn state_goes_from_created_to_running_to_stopped() {
     let mut bundle = Bundle::new("state");
     bundle.args(&["sleep", "1000"]);

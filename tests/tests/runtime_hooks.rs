@@ -144,3 +144,27 @@ fn large_annotations_reach_every_hook() {
         );
     }
 }
+
+#[test]
+fn run_runs_the_hooks_in_lifecycle_order() {
+    // With hooks of the start stage, `run` starts through the exec fifo as `start` does;
+    // without them the init starts at once. The other hooks run the same either way.
+    for start_hooks in [false, true] {
+        let (mut bundle, log_dir) = bundle_with_hooks("hooks-run");
+        let mut expected = LIFECYCLE.to_vec();
+        if !start_hooks {
+            bundle.edit(|c| {
+                let hooks = c["hooks"].as_object_mut().expect("hooks");
+                hooks.remove("startContainer");
+                hooks.remove("poststart");
+            });
+            expected.retain(|k| !["startContainer", "poststart"].contains(k));
+        }
+        let runtime = Runtime::new();
+        let id = runtime.new_id("hooks-run");
+
+        runtime.run(&id, &bundle).ok("run");
+
+        assert_eq!(order(&log_dir), expected, "start hooks: {start_hooks}");
+    }
+}

@@ -35,6 +35,7 @@ impl CreateArgs {
             console_socket: self.console_socket.clone(),
             preserve_fds: self.preserve_fds,
             no_pivot: self.no_pivot,
+            start_now: false,
         }
     }
 }

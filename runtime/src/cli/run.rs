@@ -43,6 +43,10 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     }
+    // Nothing comes between create and start here: the init starts the process once the
+    // state is saved, without the exec fifo's round trip. Hooks of the start stage keep
+    // the fifo, which orders them (startContainer, then poststart).
+    opts.start_now = !has_start_hooks(&bundle_spec);
     let c = Container::create_with_spec(root, &opts, bundle_spec)?;
     // Signals a terminal or a supervisor sends to `run` are meant for the container.
     forward_signals(
@@ -57,9 +61,11 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
             libc::SIGWINCH,
         ],
     );
-    if let Err(e) = c.start() {
-        let _ = c.delete(true);
-        return Err(e);
+    if !opts.start_now {
+        if let Err(e) = c.start() {
+            let _ = c.delete(true);
+            return Err(e);
+        }
     }
     if args.detach {
         return Ok(0);
@@ -86,4 +92,12 @@ pub fn run(root: &Path, args: &Args) -> Result<i32> {
         crate::trace::step("deleted");
     }
     Ok(code)
+}
+
+/// Whether the spec has startContainer or poststart hooks.
+fn has_start_hooks(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        h.start_container().as_ref().is_some_and(|v| !v.is_empty())
+            || h.poststart().as_ref().is_some_and(|v| !v.is_empty())
+    })
 }

@@ -13,7 +13,7 @@ use super::{Container, validate_id};
 use crate::cgroups::{Cgroup, Host};
 use crate::error::{Error, Result};
 use crate::process::namespaces::Namespaces;
-use crate::process::{InitConfig, spawn_init};
+use crate::process::{InitConfig, Stage, spawn_init};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -23,6 +23,9 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
     pub no_pivot: bool,
+    /// Start the process as soon as the init is set up, with no exec fifo and no separate
+    /// `start` (for `run`, where nothing can come in between).
+    pub start_now: bool,
 }
 
 /// Reads `<bundle>/config.json`; errors name the file, the field and the position.
@@ -179,14 +182,19 @@ fn create_in(
         make_cgroup()?;
     }
     crate::trace::step("cgroup created");
-    let fifo = dir.join("exec.fifo");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
-        .map_err(|e| Error::io("create exec fifo", &fifo, e.into()))?;
-    // The init opens the fifo as root of its user namespace, if it has one.
-    if let Some((uid, gid)) = cfg_root_on_host {
-        std::os::unix::fs::chown(&fifo, Some(uid), Some(gid))
-            .map_err(|e| Error::io("chown exec fifo", &fifo, e))?;
-    }
+    let fifo = if opts.start_now {
+        None
+    } else {
+        let fifo = dir.join("exec.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .map_err(|e| Error::io("create exec fifo", &fifo, e.into()))?;
+        // The init opens the fifo as root of its user namespace, if it has one.
+        if let Some((uid, gid)) = cfg_root_on_host {
+            std::os::unix::fs::chown(&fifo, Some(uid), Some(gid))
+                .map_err(|e| Error::io("chown exec fifo", &fifo, e))?;
+        }
+        Some(fifo)
+    };
     let console_socket = super::connect_console(opts.console_socket.as_deref())?;
 
     let mut saved = Saved {
@@ -214,29 +222,45 @@ fn create_in(
     };
     let hooks = saved.spec.hooks().clone();
     let saved_for_hooks = saved.clone();
-    let pid = spawn_init(&cfg, overlap.then_some(&make_cgroup), &mut |pid| {
-        let mut s = saved_for_hooks.clone();
-        s.pid = pid;
-        let creating = serde_json::to_string(&s.oci_state(super::Status::Creating))
-            .map_err(|e| Error::Config(e.to_string()))?;
-        if let Some(h) = &hooks {
-            run_stage(
-                "prestart",
-                h.prestart().as_deref().unwrap_or_default(),
-                &creating,
-            )?;
-            run_stage(
-                "createRuntime",
-                h.create_runtime().as_deref().unwrap_or_default(),
-                &creating,
-            )?;
+    // Written while the init sets up and put in place once it is ready.
+    let mut pending = None;
+    let mut state = |stage, pid| -> Result<()> {
+        if pending != Some(pid) {
+            saved.pid = pid;
+            saved.pid_start = proc_start_time(pid).map(|(s, _)| s).unwrap_or(0);
+            saved.save_pending(dir)?;
+            pending = Some(pid);
         }
-        Ok(creating)
-    })?;
+        match stage {
+            Stage::Setup => Ok(()),
+            Stage::Ready => Saved::commit_pending(dir),
+        }
+    };
+    let pid = spawn_init(
+        &cfg,
+        overlap.then_some(&make_cgroup),
+        &mut |pid| {
+            let mut s = saved_for_hooks.clone();
+            s.pid = pid;
+            let creating = serde_json::to_string(&s.oci_state(super::Status::Creating))
+                .map_err(|e| Error::Config(e.to_string()))?;
+            if let Some(h) = &hooks {
+                run_stage(
+                    "prestart",
+                    h.prestart().as_deref().unwrap_or_default(),
+                    &creating,
+                )?;
+                run_stage(
+                    "createRuntime",
+                    h.create_runtime().as_deref().unwrap_or_default(),
+                    &creating,
+                )?;
+            }
+            Ok(creating)
+        },
+        &mut state,
+    )?;
     crate::trace::step("init ready");
-    saved.pid = pid;
-    saved.pid_start = proc_start_time(pid).map(|(s, _)| s).unwrap_or(0);
-    saved.save(dir)?;
     if let Some(pid_file) = &opts.pid_file {
         write_volatile(pid_file, pid.to_string().as_bytes())?;
     }

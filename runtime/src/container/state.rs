@@ -87,8 +87,23 @@ impl Saved {
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
+        self.save_pending(dir)?;
+        Saved::commit_pending(dir)
+    }
+
+    /// The first half of [`Saved::save`]: the state written beside state.json, not yet in
+    /// its place. Creating a file costs a journal transaction where /run is no tmpfs;
+    /// `create` pays it while the init sets up.
+    pub fn save_pending(&self, dir: &Path) -> Result<()> {
         let text = serde_json::to_vec(self).map_err(|e| Error::Config(e.to_string()))?;
-        write_volatile(&dir.join("state.json"), &text)
+        let tmp = dir.join("state.tmp");
+        std::fs::write(&tmp, text).map_err(|e| Error::io("write", tmp, e))
+    }
+
+    /// The second half of [`Saved::save`]: the pending state replaces state.json.
+    pub fn commit_pending(dir: &Path) -> Result<()> {
+        let path = dir.join("state.json");
+        std::fs::rename(dir.join("state.tmp"), &path).map_err(|e| Error::io("rename", path, e))
     }
 
     pub fn load(dir: &Path, id: &str) -> Result<Saved> {

@@ -25,7 +25,7 @@ pub fn run(cfg: &InitConfig, chan: Channel) -> ! {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
     let code = match prepare(cfg, &chan) {
-        Ok(ready) => match start(cfg, ready) {
+        Ok(ready) => match start(cfg, ready, &chan) {
             Ok(never) => match never {},
             Err(msg) => {
                 eprintln!("berth-runtime: container {}: {msg}", cfg.id);
@@ -43,7 +43,8 @@ pub fn run(cfg: &InitConfig, chan: Channel) -> ! {
 
 /// What the init holds while it waits for `start`.
 struct Ready {
-    state_dir: OwnedFd,
+    /// Where the exec fifo is; none when the runtime says `Start` instead.
+    state_dir: Option<OwnedFd>,
     exec: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
@@ -89,9 +90,15 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
     }
     nix::unistd::setsid().step("setsid")?;
 
-    let state_dir: OwnedFd = File::open(cfg.exec_fifo.parent().unwrap_or(Path::new("/")))
-        .step_path("open state directory", &cfg.exec_fifo)?
-        .into();
+    // Opened before pivot_root hides it.
+    let state_dir: Option<OwnedFd> = match &cfg.exec_fifo {
+        Some(fifo) => Some(
+            File::open(fifo.parent().unwrap_or(Path::new("/")))
+                .step_path("open state directory", fifo)?
+                .into(),
+        ),
+        None => None,
+    };
 
     crate::trace::step("init: namespaces entered");
     // Into the cgroup once the runtime says it is ready: before a mount that shows it, or
@@ -197,6 +204,11 @@ fn prepare(cfg: &InitConfig, chan: &Channel) -> StepResult<Ready> {
 
     // SAFETY: prctl with integer arguments: from here on the init may outlive the runtime.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    // Without a fifo, `run` may forward a signal as soon as it said `Start`: an init that
+    // forwards signals holds them from now on.
+    if state_dir.is_none() && super::reaper::wanted(spec) {
+        super::reaper::block_forwarded()?;
+    }
     chan.send(&Msg::Ready).step("report ready")?;
     Ok(Ready {
         state_dir,
@@ -226,8 +238,17 @@ fn move_into(move_self: &[PathBuf]) -> StepResult<()> {
     Ok(())
 }
 
-fn start(cfg: &InitConfig, ready: Ready) -> StepResult<Infallible> {
-    let fifo = wait_for_start(&ready.state_dir)?;
+fn start(cfg: &InitConfig, ready: Ready, chan: &Channel) -> StepResult<Infallible> {
+    let fifo = match &ready.state_dir {
+        Some(dir) => Some(wait_for_start(dir)?),
+        None => {
+            match chan.recv().step("wait for start")? {
+                Some(Msg::Start) => {}
+                other => return Err(format!("expected start from the runtime, got {other:?}")),
+            }
+            None
+        }
+    };
     drop(ready.state_dir);
     let spec = &cfg.spec;
     // Before `start` hears back: it runs the poststart hooks as soon as it does, and those
@@ -242,10 +263,12 @@ fn start(cfg: &InitConfig, ready: Ready) -> StepResult<Infallible> {
             .map_err(|e| e.to_string())?;
     }
     let init = super::reaper::wanted(spec);
-    if init {
-        super::reaper::block_forwarded()?;
+    if let Some(fifo) = fifo {
+        if init {
+            super::reaper::block_forwarded()?;
+        }
+        tell_start(fifo)?;
     }
-    tell_start(fifo)?;
     let process = spec.process().as_ref().ok_or("process: missing")?;
     exec_process(
         process,

@@ -30,7 +30,9 @@ pub struct InitConfig {
     pub rootfs: PathBuf,
     pub namespaces: Namespaces,
     pub cgroup: Option<Cgroup>,
-    pub exec_fifo: PathBuf,
+    /// The fifo `start` opens; none where the runtime says `Start` on the socket itself
+    /// (`run`, which creates and starts in one go).
+    pub exec_fifo: Option<PathBuf>,
     pub console_socket: Option<OwnedFd>,
     pub preserve_fds: i32,
     pub no_pivot: bool,
@@ -41,11 +43,15 @@ pub struct InitConfig {
 /// makes the v1 cgroup directories and writes the limits once the init is cloned, while it
 /// mounts; the init then moves itself in. `hooks` runs prestart and createRuntime hooks
 /// between the mounts and pivot_root and returns the state JSON that createContainer hooks
-/// get. Returns the init's pid once it waits on the exec fifo; on failure the init is gone.
+/// get. `state` saves the container's state: first with [`Stage::Setup`] while the init
+/// sets up (unless its pid will change), then with [`Stage::Ready`] once it is set up; an
+/// init without an exec fifo is then told to start. Returns the init's pid; on failure the
+/// init is gone.
 pub fn spawn_init(
     cfg: &InitConfig,
     make_cgroup: Option<&dyn Fn() -> Result<()>>,
     hooks: &mut dyn FnMut(i32) -> Result<String>,
+    state: &mut dyn FnMut(Stage, i32) -> Result<()>,
 ) -> Result<i32> {
     let (parent, child) = Channel::pair().map_err(|e| Error::io("create socket pair", "", e))?;
     let cgroup_dir = cfg
@@ -68,7 +74,16 @@ pub fn spawn_init(
     };
     drop(child);
     drop(cgroup_dir);
-    match drive_init(cfg, &parent, pid, born_in_cgroup, make_cgroup, hooks) {
+    let driven = drive_init(cfg, &parent, pid, born_in_cgroup, make_cgroup, hooks, state).and_then(
+        |init_pid| {
+            state(Stage::Ready, init_pid)?;
+            if cfg.exec_fifo.is_none() {
+                send(&parent, &Msg::Start)?;
+            }
+            Ok(init_pid)
+        },
+    );
+    match driven {
         Ok(init_pid) => Ok(init_pid),
         Err(e) => {
             // SAFETY: plain syscalls on a pid this process created.
@@ -81,6 +96,15 @@ pub fn spawn_init(
     }
 }
 
+/// When [`spawn_init`] calls its `state` callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The init is cloned, its pid final, and it is setting up.
+    Setup,
+    /// The init is set up and waits to start.
+    Ready,
+}
+
 fn drive_init(
     cfg: &InitConfig,
     chan: &Channel,
@@ -88,6 +112,7 @@ fn drive_init(
     born_in_cgroup: bool,
     make_cgroup: Option<&dyn Fn() -> Result<()>>,
     hooks: &mut dyn FnMut(i32) -> Result<String>,
+    state: &mut dyn FnMut(Stage, i32) -> Result<()>,
 ) -> Result<i32> {
     let io = |e| Error::io("talk to container init", "", e);
     cfg.namespaces.write_id_maps(pid, &cfg.spec)?;
@@ -127,6 +152,10 @@ fn drive_init(
         }
         send(chan, &Msg::InCgroup)?;
         crate::trace::step("init told its cgroup is ready");
+    }
+    // While the init mounts. An init forked into a joined pid namespace has another pid.
+    if !cfg.namespaces.needs_intermediate() {
+        state(Stage::Setup, pid)?;
     }
     let mut init_pid = pid;
     loop {

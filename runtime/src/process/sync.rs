@@ -28,8 +28,11 @@ pub enum Msg {
     HooksNeeded,
     /// Runtime to init: hooks ran; here is the state for createContainer hooks.
     HooksDone(String),
-    /// Init to runtime: set up and waiting on the exec fifo.
+    /// Init to runtime: set up and waiting on the exec fifo (or for `Start`).
     Ready,
+    /// Runtime to init, where it has no exec fifo (`run`): the state is saved, start the
+    /// process.
+    Start,
     /// Either side: a step failed.
     Error(String),
 }
