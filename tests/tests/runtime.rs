@@ -63,6 +63,40 @@ fn run_detach_leaves_the_process_running_without_a_start() {
     runtime.delete(&id).ok("delete");
 }
 
+/// The ELF program header types of the executable at `path`.
+fn program_header_types(path: &Path) -> Vec<u32> {
+    let elf = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    assert_eq!(
+        &elf[..5],
+        b"\x7fELF\x02",
+        "{}: not a 64-bit ELF",
+        path.display()
+    );
+    let u16_at = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]) as usize;
+    let offset = u64::from_le_bytes(elf[0x20..0x28].try_into().expect("8 bytes")) as usize;
+    let (size, count) = (u16_at(0x36), u16_at(0x38));
+    (0..count)
+        .map(|i| {
+            let at = offset + i * size;
+            u32::from_le_bytes(elf[at..at + 4].try_into().expect("4 bytes"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_runtime_binary_is_linked_statically() {
+    // runtime/static-gcc links it so: no loader to run and no shared library to map at
+    // each start (README, dependency notes). PT_INTERP is 3, PT_DYNAMIC 2.
+    let bin = berth_tests::runtime_bin();
+    let types = program_header_types(&bin);
+    assert!(!types.is_empty(), "{}: no program headers", bin.display());
+    assert!(
+        !types.contains(&3) && !types.contains(&2),
+        "{} asks for a dynamic loader: program headers {types:?}",
+        bin.display()
+    );
+}
+
 #[test]
 fn state_goes_from_created_to_running_to_stopped() {
     let mut bundle = Bundle::new("state");
