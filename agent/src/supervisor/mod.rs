@@ -309,10 +309,12 @@ impl Supervisor {
 
     fn event_loop(&mut self, sigfd: &SignalFd) {
         loop {
-            if !self.stopping {
-                self.start_ready_containers();
+            let started = !self.stopping && self.start_ready_containers();
+            // The containers just started and the task's phase go out in one save, so
+            // no reader sees every essential container RUNNING in a PENDING task.
+            if self.promote_task() || started {
+                self.save();
             }
-            self.update_task_phase();
             if !self.released_startup_pages
                 && self.members.iter().all(|m| m.phase != Phase::Pending)
             {
@@ -392,8 +394,10 @@ impl Supervisor {
     }
 
     /// Starts every pending container whose dependencies are met; fails the task when a
-    /// dependency can no longer be met or a container cannot start.
-    fn start_ready_containers(&mut self) {
+    /// dependency can no longer be met or a container cannot start. True when it started
+    /// any and has not saved since.
+    fn start_ready_containers(&mut self) -> bool {
+        let mut started = false;
         loop {
             let mut started_any = false;
             for i in 0..self.members.len() {
@@ -407,26 +411,27 @@ impl Supervisor {
                             let reason = self.start_timed_out(i, t);
                             self.mark_never_started(i, &reason);
                             self.begin_stop("TaskFailedToStart", &reason);
-                            return;
+                            return false;
                         }
                         _ => continue,
                     },
                     Err(reason) => {
                         self.mark_never_started(i, &reason);
                         self.begin_stop("TaskFailedToStart", &reason);
-                        return;
+                        return false;
                     }
                 }
                 if let Err(e) = self.start_member(i) {
                     let reason = format!("CannotStartContainerError: {e}");
                     self.mark_never_started(i, &reason);
                     self.begin_stop("TaskFailedToStart", &reason);
-                    return;
+                    return false;
                 }
                 started_any = true;
+                started = true;
             }
             if !started_any {
-                return;
+                return started;
             }
         }
     }
@@ -593,7 +598,6 @@ impl Supervisor {
             .health_check
             .as_ref()
             .map(|hc| started + Duration::from_secs(hc.interval_secs));
-        self.save();
         Ok(())
     }
 
@@ -683,20 +687,21 @@ impl Supervisor {
         m.status.stopped_at = Some(now_rfc3339());
     }
 
-    /// PENDING until every essential container runs, then RUNNING.
-    fn update_task_phase(&mut self) {
-        if self.status.last_status == "PENDING"
+    /// PENDING until every essential container runs, then RUNNING; true when it turned
+    /// RUNNING now. The caller saves.
+    fn promote_task(&mut self) -> bool {
+        let ready = self.status.last_status == "PENDING"
             && !self.stopping
             && self
                 .members
                 .iter()
                 .filter(|m| m.spec.essential)
-                .all(|m| m.phase == Phase::Running)
-        {
+                .all(|m| m.phase == Phase::Running);
+        if ready {
             self.status.last_status = "RUNNING".into();
             self.status.started_at = Some(now_rfc3339());
-            self.save();
         }
+        ready
     }
 
     fn drain(&mut self, i: usize, s: usize, to_eof: bool) {
@@ -805,11 +810,13 @@ impl Supervisor {
             self.restart(i);
             return;
         }
-        let essential = self.members[i].spec.essential;
-        self.save();
-        if essential && !self.stopping {
+        // An essential container's exit stops the task in the same save, so no reader
+        // sees it STOPPED in a task that still runs.
+        if self.members[i].spec.essential && !self.stopping {
             self.status.essential_exited = Some(self.members[i].spec.name.clone());
             self.begin_stop("EssentialContainerExited", ESSENTIAL_EXITED);
+        } else {
+            self.save();
         }
     }
 
@@ -836,17 +843,21 @@ impl Supervisor {
         let exited = std::mem::replace(&mut m.status, fresh);
         m.health = ContainerHealth::default();
         self.update_task_health();
-        if let Err(e) = self.start_member(i) {
-            let m = &mut self.members[i];
-            m.status = ContainerStatus {
-                reason: Some(format!("CannotStartContainerError: restart: {e}")),
-                ..exited
-            };
-            self.update_task_health();
-            self.save();
-            if self.members[i].spec.essential && !self.stopping {
-                self.status.essential_exited = Some(self.members[i].spec.name.clone());
-                self.begin_stop("EssentialContainerExited", ESSENTIAL_EXITED);
+        match self.start_member(i) {
+            Ok(()) => self.save(),
+            Err(e) => {
+                let m = &mut self.members[i];
+                m.status = ContainerStatus {
+                    reason: Some(format!("CannotStartContainerError: restart: {e}")),
+                    ..exited
+                };
+                self.update_task_health();
+                if self.members[i].spec.essential && !self.stopping {
+                    self.status.essential_exited = Some(self.members[i].spec.name.clone());
+                    self.begin_stop("EssentialContainerExited", ESSENTIAL_EXITED);
+                } else {
+                    self.save();
+                }
             }
         }
     }
